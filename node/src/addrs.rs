@@ -1,0 +1,67 @@
+//! Which of a node's addresses it tells others about.
+
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
+use std::collections::BTreeSet;
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+fn is_unspecified(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+/// Advertised addresses first, then listen addresses; loopback ones only when there is
+/// nothing else (a loopback test mesh), since another machine dialing 127.0.0.1 reaches itself.
+pub fn publishable(advertise: &[Multiaddr], listening: &BTreeSet<Multiaddr>) -> Vec<String> {
+    let mut out: Vec<String> = advertise.iter().map(|a| a.to_string()).collect();
+    let concrete: Vec<&Multiaddr> = listening.iter().filter(|a| !is_unspecified(a)).collect();
+    let external: Vec<&&Multiaddr> = concrete.iter().filter(|a| !is_loopback(a)).collect();
+    if external.is_empty() {
+        out.extend(concrete.iter().map(|a| a.to_string()));
+    } else {
+        out.extend(external.iter().map(|a| a.to_string()));
+    }
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(addrs: &[&str]) -> BTreeSet<Multiaddr> {
+        addrs.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn loopback_only_when_nothing_else() {
+        let only_loop = set(&["/ip4/127.0.0.1/udp/1/quic-v1"]);
+        assert_eq!(
+            publishable(&[], &only_loop),
+            vec!["/ip4/127.0.0.1/udp/1/quic-v1"]
+        );
+        let mixed = set(&[
+            "/ip4/127.0.0.1/udp/1/quic-v1",
+            "/ip4/198.18.0.5/udp/1/quic-v1",
+        ]);
+        assert_eq!(
+            publishable(&[], &mixed),
+            vec!["/ip4/198.18.0.5/udp/1/quic-v1"]
+        );
+        let advertised: Multiaddr = "/ip4/198.18.0.9/tcp/7700".parse().unwrap();
+        assert_eq!(
+            publishable(&[advertised], &mixed)[0],
+            "/ip4/198.18.0.9/tcp/7700"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! The daemon's configuration: one documented struct, defaults in code, TOML file, and
+//! `HEARTH_*` environment overrides, applied in that order.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Default config file path.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearthd.toml";
+
+/// Errors reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, including line and column.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("config value `{field}` is invalid: {message}")]
+    Invalid {
+        /// Dotted field name.
+        field: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+/// Whether this node offers itself as edge ingress (used by later subsystems; stored now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgePreference {
+    /// Edge when reachable from the internet.
+    #[default]
+    Auto,
+    /// Always an edge.
+    Always,
+    /// Never an edge.
+    Never,
+}
+
+/// `hearthd` configuration. Every field has a default; an empty file is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Name shown to people; defaults to the host name.
+    pub name: Option<String>,
+    /// Where the key, store and admin socket live. Default: `/var/lib/hearth` for root, the
+    /// XDG data dir (`~/.local/share/hearth`) otherwise.
+    pub data_dir: Option<PathBuf>,
+    /// Edge preference: `auto`, `always` or `never`.
+    pub edge: EdgePreference,
+    /// Control-plane listen multiaddrs (QUIC, plus TCP as fallback for UDP-blocked networks).
+    pub listen: Vec<String>,
+    /// Extra addresses to announce, e.g. a cloud VM's public address in front of 1:1 NAT.
+    pub advertise: Vec<String>,
+    /// Admin socket path; default `<data_dir>/hearthd.sock`.
+    pub admin_socket: Option<PathBuf>,
+    /// Seconds between anti-entropy rounds with a random connected member.
+    pub anti_entropy_secs: u64,
+    /// Seconds a non-member connection may stay open to present an invite before it is closed.
+    pub guest_grace_secs: u64,
+    /// Seconds a withdrawn route's tombstone is kept before it is purged. A node offline for
+    /// longer can bring the withdrawn route back, so keep this above any expected downtime.
+    pub tombstone_ttl_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            name: None,
+            data_dir: None,
+            edge: EdgePreference::Auto,
+            listen: vec![
+                "/ip4/0.0.0.0/udp/7700/quic-v1".into(),
+                "/ip4/0.0.0.0/tcp/7700".into(),
+            ],
+            advertise: Vec::new(),
+            admin_socket: None,
+            anti_entropy_secs: 10,
+            guest_grace_secs: 5,
+            tombstone_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` if given (or the default path if it exists), then applies `HEARTH_*`
+    /// environment overrides, then checks the result.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_path = Path::new(DEFAULT_CONFIG_PATH);
+        let file = match path {
+            Some(p) => Some(p),
+            None if default_path.exists() => Some(default_path),
+            None => None,
+        };
+        let mut config = match file {
+            Some(p) => Self::from_file(p)?,
+            None => Self::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `HEARTH_NAME`, `HEARTH_DATA_DIR`, `HEARTH_EDGE`, `HEARTH_LISTEN` and
+    /// `HEARTH_ADVERTISE` (comma-separated lists), `HEARTH_ADMIN_SOCKET`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if let Some(v) = get("HEARTH_NAME") {
+            self.name = Some(v);
+        }
+        if let Some(v) = get("HEARTH_DATA_DIR") {
+            self.data_dir = Some(v.into());
+        }
+        if let Some(v) = get("HEARTH_EDGE") {
+            self.edge = match v.as_str() {
+                "auto" => EdgePreference::Auto,
+                "always" => EdgePreference::Always,
+                "never" => EdgePreference::Never,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        field: "edge",
+                        message: format!("`{other}`: use auto, always or never"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("HEARTH_LISTEN") {
+            self.listen = list(v);
+        }
+        if let Some(v) = get("HEARTH_ADVERTISE") {
+            self.advertise = list(v);
+        }
+        if let Some(v) = get("HEARTH_ADMIN_SOCKET") {
+            self.admin_socket = Some(v.into());
+        }
+        Ok(())
+    }
+
+    /// Validates every field, naming the first bad one.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.name {
+            crate::identity::check_name(name).map_err(|message| ConfigError::Invalid {
+                field: "name",
+                message,
+            })?;
+        }
+        if self.listen.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "listen",
+                message:
+                    "at least one listen address is needed, e.g. \"/ip4/0.0.0.0/udp/7700/quic-v1\""
+                        .into(),
+            });
+        }
+        for (field, addrs) in [("listen", &self.listen), ("advertise", &self.advertise)] {
+            for addr in addrs {
+                addr.parse::<libp2p::Multiaddr>()
+                    .map_err(|e| ConfigError::Invalid {
+                        field,
+                        message: format!("`{addr}` is not a multiaddr ({e}); write e.g. /ip4/0.0.0.0/udp/7700/quic-v1"),
+                    })?;
+            }
+        }
+        if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "anti_entropy_secs/guest_grace_secs",
+                message: "must be at least 1 second".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The data directory, explicit or default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// The admin socket path, explicit or `<data_dir>/hearthd.sock`.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.admin_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join(hearth_proto::paths::SOCKET_FILE))
+    }
+}
+
+/// The default data dir, by the rule in [`hearth_proto::paths::default_data_dir`].
+pub fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    hearth_proto::paths::default_data_dir(is_root, xdg.as_deref(), home.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config, Config::default());
+        config.check().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_addresses_are_named() {
+        let err = toml::from_str::<Config>("lisen = []").unwrap_err();
+        assert!(err.to_string().contains("lisen"));
+        let config = Config {
+            listen: vec!["0.0.0.0:7700".into()],
+            ..Config::default()
+        };
+        assert!(config
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("0.0.0.0:7700"));
+    }
+
+    #[test]
+    fn env_overrides_win() {
+        let mut config = Config::default();
+        config
+            .apply_env(|k| match k {
+                "HEARTH_LISTEN" => {
+                    Some("/ip4/127.0.0.1/udp/0/quic-v1, /ip4/127.0.0.1/tcp/0".into())
+                }
+                "HEARTH_EDGE" => Some("never".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.listen.len(), 2);
+        assert_eq!(config.edge, EdgePreference::Never);
+        assert!(config
+            .apply_env(|k| (k == "HEARTH_EDGE").then(|| "maybe".into()))
+            .is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! `hearthd`: parses the command line, builds the node, runs it, drains on a signal.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use hearth_node::config::Config;
+use hearth_node::identity::default_name;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The Hearth node daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hearthd",
+    version,
+    about = "Hearth node daemon: one per machine of your personal cloud"
+)]
+struct Cli {
+    /// Config file (TOML). Default: /etc/hearth/hearthd.toml if it exists.
+    #[arg(long, global = true, env = "HEARTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (key, store, admin socket).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Found a new mesh with this node as its first admin.
+    Init {
+        /// This node's name (default: host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The mesh's name.
+        #[arg(long, default_value = "hearth")]
+        mesh_name: String,
+    },
+    /// Join a mesh with an invite code from `hearthctl invite`.
+    Join {
+        /// The invite code.
+        code: String,
+        /// This node's name (default: host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// How long to wait for the inviter, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Run the node.
+    Run,
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Check the config and print the effective values.
+    Check,
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = Some(dir.clone());
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| "info,libp2p=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = load_config(&cli)?;
+    match &cli.command {
+        Cmd::Init { name, mesh_name } => {
+            let name = name
+                .clone()
+                .or(config.name.clone())
+                .unwrap_or_else(default_name);
+            let done = hearth_node::init(&config, &name, mesh_name)?;
+            println!(
+                "founded mesh {} ({}) with this node {} ({}) as admin\ndata dir: {}\nnext: hearthd run{}",
+                mesh_name,
+                done.mesh.short(),
+                name,
+                done.node.short(),
+                done.data_dir.display(),
+                data_dir_flag(&cli)
+            );
+        }
+        Cmd::Join {
+            code,
+            name,
+            timeout,
+        } => {
+            let name = name
+                .clone()
+                .or(config.name.clone())
+                .unwrap_or_else(default_name);
+            let hint = |listening: &[String]| {
+                eprintln!(
+                    "the inviter is not reachable at the code's addresses (it may be behind NAT).\n\
+                     still waiting; on the inviting node run one of:"
+                );
+                for addr in listening {
+                    eprintln!("  hearthctl dial {addr}");
+                }
+            };
+            let joined =
+                hearth_node::join::join(&config, &name, code, Duration::from_secs(*timeout), &hint)
+                    .await?;
+            println!(
+                "joined mesh {} as {} ({}, {}); {} members\nnext: hearthd run{}",
+                joined.mesh.short(),
+                name,
+                joined.node.short(),
+                joined.role,
+                joined.members,
+                data_dir_flag(&cli)
+            );
+        }
+        Cmd::Run => {
+            let node = hearth_node::start(&config).await?;
+            eprintln!(
+                "hearthd {} running; admin socket {}",
+                node.node.short(),
+                node.socket.display()
+            );
+            wait_for_signal().await;
+            node.shutdown().await;
+        }
+        Cmd::Config {
+            command: ConfigCmd::Check,
+        } => {
+            println!("config ok\n{}", toml::to_string_pretty(&config)?);
+        }
+    }
+    Ok(())
+}
+
+fn data_dir_flag(cli: &Cli) -> String {
+    cli.data_dir
+        .as_ref()
+        .map(|d| format!(" --data-dir {}", d.display()))
+        .unwrap_or_default()
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,521 @@
+//! The mesh actor: owns the swarm and the store, admits members, replicates records and
+//! answers admin commands. One task, one `select!` loop, one tracing span.
+
+use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
+use super::gate::{Admission, GatePolicy};
+use super::peer_id::{node_id, peer_id};
+use crate::addrs::publishable;
+use crate::clock::now_ms;
+use crate::store::Store;
+use hearth_proto::api::{ApiError, ApiErrorKind, CommandV1, ResponseV1};
+use hearth_proto::membership::Membership;
+use hearth_proto::record::NodeInfo;
+use hearth_proto::wire::{SyncRequest, SyncRequestV1, RECORDS_TOPIC_PREFIX};
+use hearth_proto::{Body, Hlc, Kind, MeshId, NodeId, NodeKey, Role};
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::{ping, Multiaddr, PeerId, Swarm};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// An admin command with the channel for its answer.
+pub type AdminRequest = (CommandV1, oneshot::Sender<ResponseV1>);
+
+/// Longest an invite may live.
+pub const MAX_INVITE_TTL_SECS: u64 = 30 * 24 * 3600;
+/// Most uses of one invite.
+pub const MAX_INVITE_USES: u32 = 1000;
+/// How long a `hearthctl dial` target is retried.
+pub(super) const DIAL_TARGET_LIFETIME: Duration = Duration::from_secs(600);
+const MAX_DIAL_BACKOFF: Duration = Duration::from_secs(30);
+/// Most non-member connections an admin holds at once while they present invites.
+pub const MAX_GUESTS: usize = 32;
+
+/// Settings the actor needs from the config.
+#[derive(Debug, Clone)]
+pub struct MeshSettings {
+    /// This node's name.
+    pub name: String,
+    /// Addresses to announce in addition to the listen addresses.
+    pub advertise: Vec<Multiaddr>,
+    /// Anti-entropy period.
+    pub anti_entropy: Duration,
+    /// How long a guest may stay connected.
+    pub guest_grace: Duration,
+    /// How long tombstones are kept.
+    pub tombstone_ttl: Duration,
+    /// How many listen addresses were configured (each reports its addresses at start-up).
+    pub listeners: usize,
+}
+
+/// Whether start-up has settled enough to answer admin commands: every listener has reported
+/// its addresses (interfaces come one by one, loopback first, so a short quiet period is
+/// awaited too), or a few seconds have passed. Until then an invite could carry only
+/// `127.0.0.1`, which a joiner elsewhere cannot use.
+#[derive(Debug)]
+struct Readiness {
+    listeners: usize,
+    seen: std::collections::HashSet<libp2p::core::transport::ListenerId>,
+    quiet_from: Option<Instant>,
+    give_up: Instant,
+}
+
+/// Quiet time after the last new listen address before admin commands are answered.
+const LISTEN_SETTLE: Duration = Duration::from_millis(25);
+/// Latest point after start at which admin commands are answered regardless.
+const READY_AT_LATEST: Duration = Duration::from_secs(5);
+
+impl Readiness {
+    fn new(listeners: usize) -> Self {
+        Self {
+            listeners,
+            seen: Default::default(),
+            quiet_from: None,
+            give_up: Instant::now() + READY_AT_LATEST,
+        }
+    }
+
+    fn address_reported(&mut self, listener: libp2p::core::transport::ListenerId) {
+        self.seen.insert(listener);
+        self.quiet_from = Some(Instant::now() + LISTEN_SETTLE);
+    }
+
+    fn ready(&self) -> bool {
+        let now = Instant::now();
+        now >= self.give_up
+            || (self.seen.len() >= self.listeners && self.quiet_from.is_some_and(|t| now >= t))
+    }
+}
+
+/// What the actor knows of one connected peer.
+#[derive(Debug)]
+pub(super) struct PeerState {
+    pub(super) node: Option<NodeId>,
+    pub(super) connections: usize,
+    /// Set for guests: when they are closed.
+    pub(super) guest_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Backoff {
+    next: Instant,
+    delay: Duration,
+}
+
+/// The control-plane actor.
+pub struct MeshActor {
+    pub(super) key: NodeKey,
+    pub(super) me: NodeId,
+    pub(super) mesh: MeshId,
+    pub(super) settings: MeshSettings,
+    pub(super) store: Store,
+    pub(super) swarm: Swarm<MeshBehaviour>,
+    pub(super) membership: Membership,
+    pub(super) clock: Hlc,
+    pub(super) peers: HashMap<PeerId, PeerState>,
+    pub(super) last_seen: HashMap<NodeId, u64>,
+    backoff: HashMap<NodeId, Backoff>,
+    pub(super) dial_targets: Vec<(Multiaddr, Instant)>,
+    pub(super) bootstrap: Vec<Multiaddr>,
+    pub(super) listen_addrs: BTreeSet<Multiaddr>,
+    pub(super) rejected: BTreeMap<&'static str, u64>,
+    pub(super) refused_connections: u64,
+    pub(super) started: Instant,
+    pub(super) topic: gossipsub::IdentTopic,
+    readiness: Readiness,
+}
+
+impl std::fmt::Debug for MeshActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshActor").field("me", &self.me).finish()
+    }
+}
+
+impl MeshActor {
+    /// Builds the actor over an already-listening swarm and an opened store of a mesh member.
+    pub fn new(
+        key: NodeKey,
+        store: Store,
+        swarm: Swarm<MeshBehaviour>,
+        settings: MeshSettings,
+    ) -> Result<Self, crate::NodeError> {
+        let me = key.id();
+        let mesh = store.mesh()?.ok_or(crate::NodeError::NoMesh)?;
+        let membership = store.membership()?.ok_or(crate::NodeError::NoMesh)?;
+        let clock = store.max_hlc()?;
+        let bootstrap = store
+            .bootstrap()?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let settings_listeners = settings.listeners;
+        let topic = gossipsub::IdentTopic::new(format!("{RECORDS_TOPIC_PREFIX}{mesh}"));
+        let mut swarm = swarm;
+        swarm
+            .behaviour_mut()
+            .gossip
+            .subscribe(&topic)
+            .map_err(|e| crate::NodeError::BadGrant(format!("gossip subscription: {e}")))?;
+        let mut actor = Self {
+            key,
+            me,
+            mesh,
+            settings,
+            store,
+            swarm,
+            membership,
+            clock,
+            peers: HashMap::new(),
+            last_seen: HashMap::new(),
+            backoff: HashMap::new(),
+            dial_targets: Vec::new(),
+            bootstrap,
+            listen_addrs: BTreeSet::new(),
+            rejected: BTreeMap::new(),
+            refused_connections: 0,
+            started: Instant::now(),
+            readiness: Readiness::new(settings_listeners),
+            topic,
+        };
+        actor.update_gate();
+        Ok(actor)
+    }
+
+    /// Runs until `cancel` fires.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<AdminRequest>,
+        cancel: CancellationToken,
+    ) {
+        let span = tracing::info_span!("mesh", node = %self.me.short());
+        async move {
+            info!(mesh = %self.mesh.short(), "mesh actor started");
+            let mut maintain = tokio::time::interval(Duration::from_millis(500));
+            let mut anti_entropy = tokio::time::interval(self.settings.anti_entropy);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(20)), if !self.readiness.ready() => {}
+                    Some((command, reply)) = commands.recv(), if self.readiness.ready() => {
+                        let response = self.handle_command(command);
+                        let _ = reply.send(response);
+                    }
+                    event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                    _ = maintain.tick() => self.maintain(),
+                    _ = anti_entropy.tick() => self.anti_entropy_round(),
+                }
+            }
+            if let Err(e) = self.store.save_watermark() {
+                warn!(error = %e, "cannot save the store watermark");
+            }
+            info!("mesh actor stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    pub(super) fn next_hlc(&mut self) -> Hlc {
+        self.clock = self.clock.tick(now_ms());
+        self.clock
+    }
+
+    // ----- membership and gating -------------------------------------------------------------
+
+    pub(super) fn refresh_membership(&mut self) {
+        match self.store.membership() {
+            Ok(Some(m)) => self.membership = m,
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot read membership"),
+        }
+        self.update_gate();
+        let to_close: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(peer, state)| {
+                state.guest_until.is_none()
+                    && self.swarm.behaviour().gate.policy.admission(peer) != Admission::Member
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in to_close {
+            info!(%peer, "disconnecting peer that is no longer a member");
+            self.tell_revoked(peer);
+        }
+        if self.membership.revocation(&self.me).is_some() {
+            warn!("this node has been revoked from the mesh");
+        }
+    }
+
+    /// Sends a revoked peer its Revocation so it knows why, then closes it shortly after; a
+    /// peer that is merely unknown is closed at once.
+    fn tell_revoked(&mut self, peer: PeerId) {
+        let revocation = node_id(&peer).and_then(|node| {
+            let id = hearth_proto::RecordId {
+                kind: Kind::Revocation,
+                key: node.to_string(),
+            };
+            self.store.get(&id).ok().flatten()
+        });
+        match (revocation, self.peers.get_mut(&peer)) {
+            (Some(record), Some(state)) => {
+                state.guest_until = Some(Instant::now() + Duration::from_secs(1));
+                let request = SyncRequest::V1(SyncRequestV1::Push {
+                    records: vec![record],
+                });
+                self.swarm.behaviour_mut().sync.send_request(&peer, request);
+            }
+            _ => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+    }
+
+    pub(super) fn update_gate(&mut self) {
+        let members = std::iter::once(self.membership.founder())
+            .chain(self.membership.members().map(|(id, _)| *id))
+            .filter(|id| self.membership.is_member(id))
+            .map(|id| peer_id(&id))
+            .collect();
+        let revoked = self
+            .membership
+            .revoked()
+            .map(|(id, _)| peer_id(id))
+            .collect();
+        let guests = self
+            .peers
+            .values()
+            .filter(|s| s.guest_until.is_some())
+            .count();
+        let admit_guests =
+            self.membership.role(&self.me) == Some(Role::Admin) && guests < MAX_GUESTS;
+        self.swarm.behaviour_mut().gate.policy = GatePolicy {
+            members,
+            revoked,
+            admit_guests,
+        };
+    }
+
+    pub(super) fn is_member_peer(&self, peer: &PeerId) -> bool {
+        self.swarm.behaviour().gate.policy.admission(peer) == Admission::Member
+    }
+
+    pub(super) fn connected_members(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(p, s)| s.connections > 0 && s.guest_until.is_none() && self.is_member_peer(p))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    // ----- swarm events ----------------------------------------------------------------------
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
+                info!(%address, "listening");
+                self.readiness.address_reported(listener_id);
+                self.listen_addrs.insert(address);
+                self.publish_node_info();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.remove(&address);
+                self.publish_node_info();
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id: peer,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let address = endpoint.get_remote_address().clone();
+                self.dial_targets.retain(|(a, _)| *a != address);
+                let node = node_id(&peer);
+                let member = self.is_member_peer(&peer);
+                let guest_until = (!member).then(|| Instant::now() + self.settings.guest_grace);
+                let state = self.peers.entry(peer).or_insert(PeerState {
+                    node,
+                    connections: 0,
+                    guest_until,
+                });
+                state.connections += 1;
+                if member {
+                    if let Some(node) = node {
+                        self.last_seen.insert(node, now_ms());
+                        self.backoff.remove(&node);
+                    }
+                    if num_established.get() == 1 {
+                        debug!(%peer, %address, "member connected");
+                        self.send_summary(peer);
+                    }
+                } else {
+                    debug!(%peer, %address, "guest connected; it may only redeem an invite");
+                    self.swarm.behaviour_mut().gossip.blacklist_peer(&peer);
+                    self.update_gate();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id: peer,
+                num_established,
+                ..
+            } => {
+                if let Some(node) = node_id(&peer) {
+                    if self.membership.is_member(&node) {
+                        self.last_seen.insert(node, now_ms());
+                    }
+                }
+                if num_established == 0 {
+                    self.peers.remove(&peer);
+                } else if let Some(state) = self.peers.get_mut(&peer) {
+                    state.connections = state.connections.saturating_sub(1);
+                }
+            }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Join(event)) => self.handle_join_event(event),
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Sync(event)) => self.handle_sync_event(event),
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Gossip(event)) => {
+                self.handle_gossip_event(event)
+            }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Err(error),
+                ..
+            })) => {
+                debug!(%peer, %error, "ping failed; closing");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                self.refused_connections += 1;
+                info!(%send_back_addr, %cause, "refused connection");
+            }
+            SwarmEvent::OutgoingConnectionError {
+                error: DialError::Denied { cause },
+                peer_id,
+                ..
+            } => {
+                self.refused_connections += 1;
+                info!(?peer_id, %cause, "refused connection");
+            }
+            _ => {}
+        }
+    }
+
+    // ----- periodic work ---------------------------------------------------------------------
+
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.guest_until.is_some_and(|t| t <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            if self.is_member_peer(&peer) {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.guest_until = None;
+                }
+            } else {
+                debug!(%peer, "closing guest connection");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+        self.update_gate();
+        self.dial_members(now);
+        self.dial_targets.retain(|(_, until)| *until > now);
+        for (addr, _) in self.dial_targets.clone() {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, error = %e, "dial failed");
+            }
+        }
+    }
+
+    fn dial_members(&mut self, now: Instant) {
+        let members: Vec<NodeId> = std::iter::once(self.membership.founder())
+            .chain(self.membership.members().map(|(id, _)| *id))
+            .filter(|id| *id != self.me && self.membership.is_member(id))
+            .collect();
+        for node in members {
+            let peer = peer_id(&node);
+            if self.peers.get(&peer).is_some_and(|s| s.connections > 0) {
+                continue;
+            }
+            let backoff = self.backoff.entry(node).or_insert(Backoff {
+                next: now,
+                delay: Duration::from_millis(500),
+            });
+            if backoff.next > now {
+                continue;
+            }
+            backoff.next = now + backoff.delay;
+            backoff.delay = (backoff.delay * 2).min(MAX_DIAL_BACKOFF);
+            let mut addrs: Vec<Multiaddr> = self
+                .node_info(&node)
+                .map(|info| info.addrs.iter().filter_map(|a| a.parse().ok()).collect())
+                .unwrap_or_default();
+            if addrs.is_empty() {
+                addrs = self.bootstrap.clone();
+            }
+            if addrs.is_empty() {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(node = %node.short(), error = %e, "dial not started");
+            }
+        }
+    }
+
+    pub(super) fn node_info(&self, node: &NodeId) -> Option<NodeInfo> {
+        let id = hearth_proto::RecordId {
+            kind: Kind::NodeInfo,
+            key: node.to_string(),
+        };
+        // Stored records were verified on the way in; only the body is decoded here.
+        let record = self.store.get(&id).ok()??;
+        match record.decode_body() {
+            Ok(Body::NodeInfo(info)) => Some(info),
+            _ => None,
+        }
+    }
+
+    pub(super) fn announced_addrs(&self) -> Vec<String> {
+        publishable(&self.settings.advertise, &self.listen_addrs)
+    }
+
+    fn publish_node_info(&mut self) {
+        if self.membership.revocation(&self.me).is_some() {
+            return;
+        }
+        let info = NodeInfo {
+            name: self.settings.name.clone(),
+            addrs: self.announced_addrs(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if self.node_info(&self.me).as_ref() == Some(&info) {
+            return;
+        }
+        if let Err(e) = self.write(Body::NodeInfo(info)) {
+            warn!(error = %e, "cannot publish node info");
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::new(ApiErrorKind::Internal, e.to_string())
+    }
+}

@@ -1,0 +1,136 @@
+//! The libp2p behaviour stack and swarm construction, shared by `run` and `join`.
+
+use super::gate::Gate;
+use hearth_proto::wire::{
+    JoinRequest, JoinResponse, SyncRequest, SyncResponse, JOIN_PROTOCOL, MAX_MESSAGE_BYTES,
+    SYNC_PROTOCOL,
+};
+use libp2p::request_response::{self, cbor, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    gossipsub, identify, identity::Keypair, noise, ping, tcp, yamux, StreamProtocol, Swarm,
+};
+use std::time::Duration;
+
+/// Identify protocol version string; peers with another major version are not Hearth nodes.
+pub const IDENTIFY_PROTOCOL: &str = "/hearth/1.0.0";
+
+/// Every control-plane protocol a node speaks. The gate comes first so a refused connection
+/// never reaches the others.
+#[derive(NetworkBehaviour)]
+pub struct MeshBehaviour {
+    /// Membership gating.
+    pub gate: Gate,
+    /// Addresses and agent exchange.
+    pub identify: identify::Behaviour,
+    /// Liveness.
+    pub ping: ping::Behaviour,
+    /// Invite redemption.
+    pub join: cbor::Behaviour<JoinRequest, JoinResponse>,
+    /// Record pull (anti-entropy) and directed pushes.
+    pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
+    /// Record push to the whole mesh.
+    pub gossip: gossipsub::Behaviour,
+}
+
+/// Failure to build the swarm.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the control-plane transport: {0}")]
+pub struct TransportError(String);
+
+fn codec<Req, Resp>(protocol: &'static str) -> cbor::Behaviour<Req, Resp>
+where
+    Req: Send + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    Resp: Send + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let codec = cbor::codec::Codec::default()
+        .set_request_size_maximum(MAX_MESSAGE_BYTES)
+        .set_response_size_maximum(MAX_MESSAGE_BYTES);
+    request_response::Behaviour::with_codec(
+        codec,
+        [(StreamProtocol::new(protocol), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+    )
+}
+
+/// Gossipsub tuned for a personal mesh: a few to a few dozen members, often one public hub that
+/// every NAT'd home connects to. The mesh degree is high so a hub forwards to every home at once
+/// instead of leaving some to lazy gossip, and the heartbeat is short so new peers join the
+/// mesh quickly. Records carry their own signatures, so messages are anonymous and identified by
+/// content.
+fn gossip_config() -> Result<gossipsub::Config, TransportError> {
+    gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(500))
+        .mesh_n_low(4)
+        .mesh_n(12)
+        .mesh_n_high(64)
+        .mesh_outbound_min(2)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .max_transmit_size(MAX_MESSAGE_BYTES as usize)
+        // gossipsub drops a message that waits longer than this in a connection's send queue.
+        // The default (1 s) loses records when a busy machine delays the event loop (each
+        // stored record is fsynced there); late is better than lost.
+        .publish_queue_duration(Duration::from_secs(10))
+        .forward_queue_duration(Duration::from_secs(10))
+        .message_id_fn(|message| {
+            use sha2::Digest;
+            gossipsub::MessageId::from(sha2::Sha256::digest(&message.data)[..20].to_vec())
+        })
+        .build()
+        .map_err(|e| TransportError(e.to_string()))
+}
+
+/// Builds a swarm with QUIC and TCP (Noise + Yamux) transports for `keypair`.
+pub fn build_swarm(keypair: Keypair) -> Result<Swarm<MeshBehaviour>, TransportError> {
+    let gossip =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config()?)
+            .map_err(|e| TransportError(e.to_string()))?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| TransportError(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| MeshBehaviour {
+            gate: Gate::default(),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("hearthd/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(10)),
+            ),
+            join: codec(JOIN_PROTOCOL),
+            sync: codec(SYNC_PROTOCOL),
+            gossip,
+        })
+        .map_err(|e| TransportError(e.to_string()))?
+        // Member connections stay open; guests are closed by the actor, dead peers by ping.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts listening on every configured address, naming the one that fails.
+pub fn listen_all(
+    swarm: &mut Swarm<MeshBehaviour>,
+    addrs: &[String],
+) -> Result<(), crate::NodeError> {
+    for addr in addrs {
+        let listen_error = |reason: String| crate::NodeError::Listen {
+            addr: addr.clone(),
+            reason,
+        };
+        let parsed: libp2p::Multiaddr = addr.parse().map_err(|e| listen_error(format!("{e}")))?;
+        swarm
+            .listen_on(parsed)
+            .map_err(|e| listen_error(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! The control plane: a libp2p swarm that admits only members and replicates records.
+
+pub mod actor;
+mod admission;
+// The `NetworkBehaviour` derive generates an event enum without docs or Debug.
+#[allow(missing_docs, missing_debug_implementations)]
+pub mod behaviour;
+mod commands;
+pub mod gate;
+pub mod peer_id;
+mod replication;
+mod routes;

@@ -1,0 +1,285 @@
+//! Replication in the mesh actor: writing records, ingesting them from peers, pushing them
+//! (directly and over gossipsub) and anti-entropy. See docs/replication.md.
+
+use super::actor::MeshActor;
+use super::peer_id::node_id;
+use crate::clock::now_ms;
+use crate::store::ApplyError;
+use hearth_proto::api::{ApiError, ApiErrorKind};
+use hearth_proto::membership::Rejection;
+use hearth_proto::wire::{
+    Gossip, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1, MAX_RECORDS_PER_MESSAGE,
+};
+use hearth_proto::{Body, Kind, Record};
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::request_response::{self, Message};
+use libp2p::PeerId;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+impl MeshActor {
+    pub(super) fn count_rejection(&mut self, rejection: &Rejection) {
+        *self.rejected.entry(rejection.label()).or_default() += 1;
+    }
+
+    /// Signs, stores and pushes a record written by this node.
+    pub(super) fn write(&mut self, body: Body) -> Result<Record, ApiError> {
+        let hlc = self.next_hlc();
+        let record = Record::sign(&self.key, self.mesh, &body, hlc);
+        match self.store.apply(&record) {
+            Ok(_) => {}
+            Err(ApplyError::Rejected(r)) => {
+                return Err(ApiError::new(ApiErrorKind::Forbidden, r.to_string()))
+            }
+            Err(ApplyError::Store(e)) => {
+                return Err(ApiError::new(ApiErrorKind::Internal, e.to_string()))
+            }
+        }
+        self.after_stored(std::slice::from_ref(&record), None);
+        Ok(record)
+    }
+
+    /// Applies records from `from`, returning (stored, rejected) counts.
+    pub(super) fn ingest(&mut self, records: Vec<Record>, from: Option<PeerId>) -> (u32, u32) {
+        for record in &records {
+            self.clock = self.clock.observe(record.hlc);
+        }
+        match self.store.apply_batch(records) {
+            Ok((stored, rejected)) => {
+                for rejection in &rejected {
+                    debug!(%rejection, "refused record");
+                    self.count_rejection(rejection);
+                }
+                let counts = (stored.len() as u32, rejected.len() as u32);
+                self.after_stored(&stored, from);
+                counts
+            }
+            Err(e) => {
+                warn!(error = %e, "store failed while applying records");
+                (0, 0)
+            }
+        }
+    }
+
+    /// Pushes newly stored records to every connected member but their source, and refreshes
+    /// membership when it changed.
+    pub(super) fn after_stored(&mut self, stored: &[Record], from: Option<PeerId>) {
+        if stored.is_empty() {
+            return;
+        }
+        if stored
+            .iter()
+            .any(|r| matches!(r.kind, Kind::Member | Kind::Revocation))
+        {
+            self.refresh_membership();
+        }
+        // Two paths, because a personal mesh is often a star (NAT'd homes around one VPS)
+        // and gossipsub alone was measured to miss a leaf now and then (its subscription
+        // state lags behind short-lived and duplicate connections):
+        // - this node's own writes go out on gossipsub *and* straight to every connected member;
+        // - a record received from its author is pushed straight on to this node's other
+        //   members, so a hub reaches every leaf in one step.
+        // Gossipsub still carries records further; duplicates cost one stale check, and
+        // anti-entropy repairs anything both paths miss.
+        let first_hop: Vec<Record> = match from {
+            None => stored.to_vec(),
+            Some(source) => stored
+                .iter()
+                .filter(|r| node_id(&source) == Some(r.author))
+                .cloned()
+                .collect(),
+        };
+        if !first_hop.is_empty() {
+            for peer in self.connected_members() {
+                if Some(peer) == from {
+                    continue;
+                }
+                for chunk in first_hop.chunks(MAX_RECORDS_PER_MESSAGE) {
+                    let request = SyncRequest::V1(SyncRequestV1::Push {
+                        records: chunk.to_vec(),
+                    });
+                    self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                }
+            }
+        }
+        if from.is_some() {
+            return;
+        }
+        for chunk in stored.chunks(MAX_RECORDS_PER_MESSAGE) {
+            let message = Gossip::V1 {
+                records: chunk.to_vec(),
+            };
+            let topic = self.topic.clone();
+            if let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .gossip
+                .publish(topic, message.encode())
+            {
+                debug!(error = %e, "gossip publish");
+            }
+        }
+    }
+
+    pub(super) fn handle_gossip_event(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source: peer,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let acceptance = if !self.is_member_peer(&peer) {
+            MessageAcceptance::Reject
+        } else {
+            match Gossip::decode(&message.data) {
+                Err(e) => {
+                    debug!(%peer, error = %e, "undecodable gossip");
+                    *self.rejected.entry("malformed").or_default() += 1;
+                    MessageAcceptance::Reject
+                }
+                Ok(Gossip::V1 { records }) => match self.ingest(records, Some(peer)) {
+                    (_, 0) => MessageAcceptance::Accept,
+                    _ => MessageAcceptance::Reject,
+                },
+            }
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossip
+            .report_message_validation_result(&message_id, &peer, acceptance);
+    }
+
+    pub(super) fn send_summary(&mut self, peer: PeerId) {
+        let Ok(versions) = self.store.versions() else {
+            return;
+        };
+        let digest = hearth_proto::merge::digest(&versions);
+        let request = SyncRequest::V1(SyncRequestV1::Summary { digest, versions });
+        self.swarm.behaviour_mut().sync.send_request(&peer, request);
+    }
+
+    pub(super) fn anti_entropy_round(&mut self) {
+        let ttl_ms = self.settings.tombstone_ttl.as_millis() as u64;
+        match self.store.purge_tombstones(now_ms(), ttl_ms) {
+            Ok(0) => {}
+            Ok(n) => info!(purged = n, "purged expired tombstones"),
+            Err(e) => warn!(error = %e, "cannot purge tombstones"),
+        }
+        if let Err(e) = self.store.save_watermark() {
+            warn!(error = %e, "cannot save the store watermark");
+        }
+        let peers = self.connected_members();
+        if peers.is_empty() {
+            return;
+        }
+        let pick = (rand::random::<u32>() as usize) % peers.len();
+        self.send_summary(peers[pick]);
+    }
+
+    /// Computes what a peer with `versions` lacks, and what it has that we lack.
+    pub(super) fn delta_for(&self, versions: Vec<hearth_proto::RecordVersion>) -> SyncResponseV1 {
+        let theirs: HashMap<_, _> = versions.into_iter().map(|v| (v.id.clone(), v)).collect();
+        let Ok(ours) = self.store.all_records() else {
+            return SyncResponseV1::Delta {
+                records: Vec::new(),
+                want: Vec::new(),
+            };
+        };
+        let mut records = Vec::new();
+        let mut ours_ids = BTreeSet::new();
+        for record in ours {
+            let id = record.id();
+            let newer = match theirs.get(&id) {
+                None => true,
+                Some(v) => (record.hlc, record.author) > (v.hlc, v.author),
+            };
+            ours_ids.insert(id);
+            if newer && records.len() < MAX_RECORDS_PER_MESSAGE {
+                records.push(record);
+            }
+        }
+        let want = theirs
+            .into_iter()
+            .filter(|(id, v)| match self.store.get(id) {
+                Ok(Some(mine)) => (v.hlc, v.author) > (mine.hlc, mine.author),
+                Ok(None) => true,
+                Err(_) => false,
+            })
+            .map(|(id, _)| id)
+            .take(MAX_RECORDS_PER_MESSAGE)
+            .collect();
+        SyncResponseV1::Delta { records, want }
+    }
+
+    pub(super) fn handle_sync_event(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = if !self.is_member_peer(&peer) {
+                    if let Some(state) = self.peers.get_mut(&peer) {
+                        state.guest_until = Some(Instant::now() + Duration::from_millis(500));
+                    }
+                    SyncResponseV1::NotAMember
+                } else {
+                    let SyncRequest::V1(request) = request;
+                    match request {
+                        SyncRequestV1::Push { records } => {
+                            let (stored, rejected) = self.ingest(records, Some(peer));
+                            SyncResponseV1::Ack { stored, rejected }
+                        }
+                        SyncRequestV1::Summary { digest, versions } => {
+                            if self.store.digest().ok() == Some(digest) {
+                                SyncResponseV1::InSync
+                            } else {
+                                self.delta_for(versions)
+                            }
+                        }
+                    }
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, SyncResponse::V1(response));
+            }
+            request_response::Event::Message {
+                peer,
+                message: Message::Response { response, .. },
+                ..
+            } => {
+                let SyncResponse::V1(response) = response;
+                if let SyncResponseV1::Delta { records, want } = response {
+                    if !self.is_member_peer(&peer) {
+                        return;
+                    }
+                    self.ingest(records, Some(peer));
+                    let wanted: Vec<Record> = want
+                        .iter()
+                        .filter_map(|id| self.store.get(id).ok().flatten())
+                        .collect();
+                    if !wanted.is_empty() {
+                        let request = SyncRequest::V1(SyncRequestV1::Push { records: wanted });
+                        self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync request failed");
+            }
+            _ => {}
+        }
+    }
+}

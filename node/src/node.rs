@@ -1,0 +1,150 @@
+//! Founding a mesh and starting a node: the glue between config, identity, store, mesh actor
+//! and admin server.
+
+use crate::admin;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::identity;
+use crate::mesh::actor::{MeshActor, MeshSettings};
+use crate::mesh::behaviour::{build_swarm, listen_all};
+use crate::mesh::peer_id::keypair;
+use crate::store::Store;
+use crate::NodeError;
+use hearth_proto::record::{Genesis, Member};
+use hearth_proto::{Body, Hlc, MeshId, NodeId, Record, Role};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A freshly founded mesh.
+#[derive(Debug, Clone)]
+pub struct Initialized {
+    /// The founder.
+    pub node: NodeId,
+    /// The new mesh.
+    pub mesh: MeshId,
+    /// The data dir used.
+    pub data_dir: PathBuf,
+}
+
+/// `hearthd init`: creates the key (if needed) and a new mesh with this node as founder.
+pub fn init(config: &Config, name: &str, mesh_name: &str) -> Result<Initialized, NodeError> {
+    identity::check_name(name).map_err(NodeError::BadName)?;
+    identity::check_name(mesh_name).map_err(NodeError::BadName)?;
+    let data_dir = config.data_dir();
+    let key = identity::load_or_create(&data_dir)?;
+    let store = Store::open(&data_dir)?;
+    if let Some(mesh) = store.mesh()? {
+        return Err(NodeError::AlreadyMember(mesh.short()));
+    }
+    let mut nonce = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let mesh = MeshId::derive(&key.id(), &nonce);
+    let now = now_ms();
+    let genesis = Body::Genesis(Genesis {
+        name: mesh_name.to_string(),
+        founder: key.id(),
+        nonce,
+        created_ms: now,
+    });
+    let founder = Body::Member(Member {
+        node: key.id(),
+        name: name.to_string(),
+        role: Role::Admin,
+    });
+    store.set_mesh(mesh)?;
+    let genesis_hlc = Hlc::at(now);
+    let (_, rejected) = store.apply_batch(vec![
+        Record::sign(&key, mesh, &genesis, genesis_hlc),
+        Record::sign(&key, mesh, &founder, genesis_hlc.tick(now)),
+    ])?;
+    if let Some(rejection) = rejected.first() {
+        return Err(NodeError::BadGrant(rejection.to_string()));
+    }
+    store.set_local_name(name)?;
+    store.save_watermark()?;
+    Ok(Initialized {
+        node: key.id(),
+        mesh,
+        data_dir,
+    })
+}
+
+/// A node running in this process.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Its id.
+    pub node: NodeId,
+    /// Its admin socket.
+    pub socket: PathBuf,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stops the node and waits until its store is closed and its socket removed.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// A token that stops the node when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// `hearthd run`: opens everything, starts the mesh actor and admin server, and returns once
+/// the node is listening.
+pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
+    let data_dir = config.data_dir();
+    let key = identity::load(&data_dir)?;
+    let store = Store::open(&data_dir)?;
+    if store.mesh()?.is_none() {
+        return Err(NodeError::NoMesh);
+    }
+    let name = match &config.name {
+        Some(name) => name.clone(),
+        None => store.local_name()?.unwrap_or_else(identity::default_name),
+    };
+    let socket_path = config.admin_socket();
+    let listener = admin::bind(&socket_path).await?;
+
+    let mut swarm = build_swarm(keypair(&key))?;
+    listen_all(&mut swarm, &config.listen)?;
+    let settings = MeshSettings {
+        name,
+        advertise: config
+            .advertise
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
+        anti_entropy: Duration::from_secs(config.anti_entropy_secs),
+        guest_grace: Duration::from_secs(config.guest_grace_secs),
+        tombstone_ttl: Duration::from_secs(config.tombstone_ttl_secs),
+        listeners: config.listen.len(),
+    };
+    let node = key.id();
+    let actor = MeshActor::new(key, store, swarm, settings)?;
+    let cancel = CancellationToken::new();
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let tasks = vec![
+        tokio::spawn(actor.run(commands_rx, cancel.clone())),
+        tokio::spawn(admin::serve(
+            listener,
+            socket_path.clone(),
+            commands_tx,
+            cancel.clone(),
+        )),
+    ];
+    Ok(RunningNode {
+        node,
+        socket: socket_path,
+        cancel,
+        tasks,
+    })
+}

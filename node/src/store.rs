@@ -1,0 +1,643 @@
+//! The sled-backed record store.
+//!
+//! Records are validated by `hearth_proto::membership::authorize` and merged by
+//! `hearth_proto::merge` before they touch disk; every accepted write is flushed before it is
+//! acknowledged, so an acknowledged record survives `kill -9`. The engine is hidden behind
+//! [`Store`] so it can be swapped.
+
+use hearth_proto::invite::{InviteError, InviteState};
+use hearth_proto::membership::{authorize, Membership, Rejection};
+use hearth_proto::merge::{digest, supersedes};
+use hearth_proto::record::Genesis;
+use hearth_proto::{Body, Hlc, Kind, MeshId, Record, RecordId, RecordVersion};
+use std::path::{Path, PathBuf};
+
+/// Directory of the sled database inside the data dir.
+pub const STORE_DIR: &str = "store";
+
+/// Storage failures. Messages name the path and the way out.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database.
+    #[error(
+        "the store {0} is in use by another hearthd; stop it first (one hearthd per --data-dir)"
+    )]
+    Locked(PathBuf),
+    /// The database cannot be read.
+    #[error("the store {path} is corrupt or unreadable ({reason}). The mesh state is replicated on every member: stop hearthd, move the whole directory {path} aside (keep node.key), get a fresh code from an admin and run `hearthd join CODE` to resync from peers")]
+    Corrupt {
+        /// Database path.
+        path: PathBuf,
+        /// What sled or the decoder said.
+        reason: String,
+    },
+    /// I/O failure on a working database.
+    #[error("store I/O error at {path}: {reason}")]
+    Io {
+        /// Database path.
+        path: PathBuf,
+        /// What sled said.
+        reason: String,
+    },
+}
+
+/// Outcome of offering a record to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// New state; replicate it further.
+    Stored,
+    /// Already held this version or a newer one.
+    Stale,
+}
+
+/// Why a record was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Refused by validation; never stored.
+    #[error("record refused: {0}")]
+    Rejected(#[from] Rejection),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// File beside the sled database recording the least the store must hold.
+const WATERMARK_FILE: &str = "hearth-watermark.json";
+
+/// What the store held when the watermark was written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Watermark {
+    mesh: Option<MeshId>,
+    max_hlc: Hlc,
+}
+
+/// One node's persistent state: records, mesh id, and outstanding invites.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    records: sled::Tree,
+    meta: sled::Tree,
+    invites: sled::Tree,
+    /// When this node stored each record version (Unix ms): local, never replicated.
+    arrivals: sled::Tree,
+}
+
+const META_MESH: &[u8] = b"mesh";
+const META_BOOTSTRAP: &[u8] = b"bootstrap";
+const META_NAME: &[u8] = b"name";
+
+fn record_key(kind: Kind, key: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(key.len() + 1);
+    bytes.push(kind as u8);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(STORE_DIR);
+        let db = sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|e| Self::classify(&path, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| Self::classify(&path, e));
+        let store = Store {
+            records: tree("records")?,
+            meta: tree("meta")?,
+            invites: tree("invites")?,
+            arrivals: tree("arrivals")?,
+            db,
+            path,
+        };
+        // Decode everything once so corruption is found at start, not mid-request.
+        store.all_records()?;
+        store.check_watermark()?;
+        Ok(store)
+    }
+
+    fn watermark_path(&self) -> PathBuf {
+        self.path.join(WATERMARK_FILE)
+    }
+
+    fn current_watermark(&self) -> Result<Watermark, StoreError> {
+        Ok(Watermark {
+            mesh: self.mesh()?,
+            max_hlc: self.max_hlc()?,
+        })
+    }
+
+    /// sled recovers a damaged log by dropping what it cannot read, which would silently reset
+    /// the node. The watermark, kept beside the database, says what the store held at least;
+    /// a store that holds less is corrupt.
+    fn check_watermark(&self) -> Result<(), StoreError> {
+        let path = self.watermark_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.corrupt(format!("cannot read {}: {e}", path.display()))),
+        };
+        let expected: Watermark = serde_json::from_str(&text)
+            .map_err(|e| self.corrupt(format!("{} is damaged: {e}", path.display())))?;
+        let found = self.current_watermark()?;
+        if expected.mesh.is_some() && found.mesh != expected.mesh {
+            return Err(
+                self.corrupt("the database lost its mesh id (sled dropped unreadable data)")
+            );
+        }
+        if found.max_hlc < expected.max_hlc {
+            return Err(self.corrupt(format!(
+                "records written up to {} ms since the epoch are missing (sled dropped unreadable data)",
+                expected.max_hlc.millis
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records what the store holds now; called after founding or joining, periodically, and
+    /// at shutdown. Written atomically (temporary file, then rename).
+    pub fn save_watermark(&self) -> Result<(), StoreError> {
+        let path = self.watermark_path();
+        let io = |e: std::io::Error| StoreError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let bytes = serde_json::to_vec(&self.current_watermark()?).map_err(|e| self.corrupt(e))?;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        std::io::Write::write_all(&mut file, &bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
+    fn classify(path: &Path, error: sled::Error) -> StoreError {
+        let reason = error.to_string();
+        match error {
+            sled::Error::Io(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || reason.contains("lock") =>
+            {
+                StoreError::Locked(path.to_path_buf())
+            }
+            sled::Error::Io(_) => StoreError::Io {
+                path: path.to_path_buf(),
+                reason,
+            },
+            _ => StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+            },
+        }
+    }
+
+    fn io(&self, error: sled::Error) -> StoreError {
+        Self::classify(&self.path, error)
+    }
+
+    fn corrupt(&self, reason: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+    }
+
+    /// The mesh this node belongs to, once founded or joined.
+    pub fn mesh(&self) -> Result<Option<MeshId>, StoreError> {
+        match self.meta.get(META_MESH).map_err(|e| self.io(e))? {
+            None => Ok(None),
+            Some(bytes) => {
+                let raw: [u8; 32] = bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| self.corrupt("mesh id"))?;
+                Ok(Some(MeshId::from_bytes(raw)))
+            }
+        }
+    }
+
+    /// Records the mesh after a verified genesis; refuses to switch meshes.
+    pub fn set_mesh(&self, mesh: MeshId) -> Result<(), StoreError> {
+        self.meta
+            .insert(META_MESH, mesh.as_bytes().as_slice())
+            .map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// Addresses to try at start before any NodeInfo is known (from the invite).
+    pub fn bootstrap(&self) -> Result<Vec<String>, StoreError> {
+        match self.meta.get(META_BOOTSTRAP).map_err(|e| self.io(e))? {
+            None => Ok(Vec::new()),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.corrupt(e)),
+        }
+    }
+
+    /// Saves the invite's bootstrap addresses.
+    pub fn set_bootstrap(&self, addrs: &[String]) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(addrs).map_err(|e| self.corrupt(e))?;
+        self.meta
+            .insert(META_BOOTSTRAP, bytes)
+            .map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// The name this node was given at `init` or `join`.
+    pub fn local_name(&self) -> Result<Option<String>, StoreError> {
+        let value = self.meta.get(META_NAME).map_err(|e| self.io(e))?;
+        value
+            .map(|bytes| String::from_utf8(bytes.to_vec()).map_err(|e| self.corrupt(e)))
+            .transpose()
+    }
+
+    /// Saves this node's name.
+    pub fn set_local_name(&self, name: &str) -> Result<(), StoreError> {
+        self.meta
+            .insert(META_NAME, name.as_bytes())
+            .map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// Every stored record, in `(kind, key)` order.
+    pub fn all_records(&self) -> Result<Vec<Record>, StoreError> {
+        self.records
+            .iter()
+            .values()
+            .map(|value| {
+                let bytes = value.map_err(|e| self.io(e))?;
+                postcard::from_bytes(&bytes).map_err(|e| self.corrupt(e))
+            })
+            .collect()
+    }
+
+    fn records_of(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.records
+            .scan_prefix([kind as u8])
+            .values()
+            .map(|value| {
+                let bytes = value.map_err(|e| self.io(e))?;
+                postcard::from_bytes(&bytes).map_err(|e| self.corrupt(e))
+            })
+            .collect()
+    }
+
+    /// One record by id.
+    pub fn get(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        match self
+            .records
+            .get(record_key(id.kind, &id.key))
+            .map_err(|e| self.io(e))?
+        {
+            None => Ok(None),
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| self.corrupt(e)),
+        }
+    }
+
+    /// The genesis (verified when it was stored).
+    pub fn genesis(&self) -> Result<Option<Genesis>, StoreError> {
+        let id = RecordId {
+            kind: Kind::Genesis,
+            key: hearth_proto::record::GENESIS_KEY.into(),
+        };
+        match self.get(&id)? {
+            None => Ok(None),
+            Some(record) => match record.decode_body() {
+                Ok(Body::Genesis(genesis)) => Ok(Some(genesis)),
+                Ok(_) => Err(self.corrupt("genesis record holds another kind")),
+                Err(e) => Err(self.corrupt(e)),
+            },
+        }
+    }
+
+    /// Stored Member and Revocation records with their bodies. Stored records were verified
+    /// on the way in, so only their bodies are decoded here.
+    fn membership_records(&self) -> Result<Vec<(Record, Body)>, StoreError> {
+        let mut out = Vec::new();
+        for kind in [Kind::Member, Kind::Revocation] {
+            for record in self.records_of(kind)? {
+                let body = record.decode_body().map_err(|e| self.corrupt(e))?;
+                out.push((record, body));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The current membership, once the node has a mesh.
+    pub fn membership(&self) -> Result<Option<Membership>, StoreError> {
+        let (Some(mesh), Some(genesis)) = (self.mesh()?, self.genesis()?) else {
+            return Ok(None);
+        };
+        let records = self.membership_records()?;
+        Ok(Some(Membership::replay(
+            mesh,
+            &genesis,
+            records.iter().map(|(r, b)| (r, b)),
+        )))
+    }
+
+    /// Validates and merges one record; flushes before returning `Stored`.
+    pub fn apply(&self, record: &Record) -> Result<Applied, ApplyError> {
+        let applied = self.apply_unflushed(record)?;
+        if applied == Applied::Stored {
+            self.flush()?;
+        }
+        Ok(applied)
+    }
+
+    fn apply_unflushed(&self, record: &Record) -> Result<Applied, ApplyError> {
+        let Some(mesh) = self.mesh()? else {
+            return Err(ApplyError::Rejected(Rejection::GenesisMismatch));
+        };
+        if let Some(existing) = self.get(&record.id())? {
+            if !supersedes(record, &existing) {
+                return Ok(Applied::Stale);
+            }
+        }
+        let genesis = self.genesis()?;
+        let current = if matches!(record.kind, Kind::Genesis) {
+            Vec::new()
+        } else {
+            self.membership_records()?
+        };
+        authorize(mesh, genesis.as_ref(), &current, record)?;
+        let bytes = postcard::to_stdvec(record).map_err(|e| self.corrupt(e))?;
+        let key = record_key(record.kind, &record.key);
+        self.records.insert(&key, bytes).map_err(|e| self.io(e))?;
+        self.arrivals
+            .insert(key, &crate::clock::now_ms().to_be_bytes())
+            .map_err(|e| self.io(e))?;
+        Ok(Applied::Stored)
+    }
+
+    /// Applies a batch whose records may depend on each other (an admin's Member record after
+    /// records it signed); repeats passes until nothing more applies. One flush covers the
+    /// whole batch, before the call returns.
+    pub fn apply_batch(
+        &self,
+        mut pending: Vec<Record>,
+    ) -> Result<(Vec<Record>, Vec<Rejection>), StoreError> {
+        pending.sort_by_key(|r| (r.kind, r.hlc));
+        let mut stored = Vec::new();
+        loop {
+            let mut progress = false;
+            let mut rejected = Vec::new();
+            let mut retry = Vec::new();
+            for record in pending {
+                match self.apply_unflushed(&record) {
+                    Ok(Applied::Stored) => {
+                        progress = true;
+                        stored.push(record);
+                    }
+                    Ok(Applied::Stale) => {}
+                    Err(ApplyError::Rejected(rejection)) => {
+                        rejected.push(rejection);
+                        retry.push(record);
+                    }
+                    Err(ApplyError::Store(e)) => return Err(e),
+                }
+            }
+            if !progress || retry.is_empty() {
+                if !stored.is_empty() {
+                    self.flush()?;
+                }
+                return Ok((stored, rejected));
+            }
+            pending = retry;
+        }
+    }
+
+    /// Stored routes (tombstones included) with their decoded bodies.
+    pub fn routes(&self) -> Result<Vec<(Record, hearth_proto::route::Route)>, StoreError> {
+        let mut out = Vec::new();
+        for record in self.records_of(Kind::Route)? {
+            match record.decode_body() {
+                Ok(Body::Route(route)) => out.push((record, route)),
+                Ok(_) => return Err(self.corrupt("route record holds another kind")),
+                Err(e) => return Err(self.corrupt(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// When this node stored the current version of `id` (Unix ms), if known.
+    pub fn arrival_ms(&self, id: &RecordId) -> Result<Option<u64>, StoreError> {
+        let value = self
+            .arrivals
+            .get(record_key(id.kind, &id.key))
+            .map_err(|e| self.io(e))?;
+        Ok(value.and_then(|bytes| {
+            <[u8; 8]>::try_from(bytes.as_ref())
+                .ok()
+                .map(u64::from_be_bytes)
+        }))
+    }
+
+    /// Deletes tombstones older than `ttl_ms`; returns how many.
+    pub fn purge_tombstones(&self, now_ms: u64, ttl_ms: u64) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        for (record, route) in self.routes()? {
+            let body = Body::Route(route);
+            if hearth_proto::merge::tombstone_expired(&record, &body, now_ms, ttl_ms) {
+                let key = record_key(record.kind, &record.key);
+                self.records.remove(&key).map_err(|e| self.io(e))?;
+                self.arrivals.remove(key).map_err(|e| self.io(e))?;
+                purged += 1;
+            }
+        }
+        if purged > 0 {
+            self.flush()?;
+        }
+        Ok(purged)
+    }
+
+    /// Versions of every record, in order, for anti-entropy.
+    pub fn versions(&self) -> Result<Vec<RecordVersion>, StoreError> {
+        Ok(self.all_records()?.iter().map(Record::version).collect())
+    }
+
+    /// Digest of the whole store; equal on two nodes means equal state.
+    pub fn digest(&self) -> Result<[u8; 32], StoreError> {
+        Ok(digest(&self.versions()?))
+    }
+
+    /// The highest timestamp stored, to start this node's clock after it.
+    pub fn max_hlc(&self) -> Result<Hlc, StoreError> {
+        Ok(self
+            .all_records()?
+            .iter()
+            .map(|r| r.hlc)
+            .max()
+            .unwrap_or_default())
+    }
+
+    /// Keeps an outstanding invite (only the hash of its secret).
+    pub fn put_invite(&self, state: &InviteState) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(state).map_err(|e| self.corrupt(e))?;
+        self.invites
+            .insert(state.secret_hash, bytes)
+            .map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// Whether an invite with this hash exists and is not expired.
+    pub fn invite(&self, secret_hash: &[u8; 32]) -> Result<Option<InviteState>, StoreError> {
+        match self.invites.get(secret_hash).map_err(|e| self.io(e))? {
+            None => Ok(None),
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| self.corrupt(e)),
+        }
+    }
+
+    /// Consumes one use of an invite atomically: of two concurrent redemptions of a
+    /// single-use invite, exactly one gets `Ok`.
+    pub fn redeem_invite(
+        &self,
+        secret_hash: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Result<InviteState, InviteError>, StoreError> {
+        loop {
+            let Some(current) = self.invites.get(secret_hash).map_err(|e| self.io(e))? else {
+                return Ok(Err(InviteError::Unknown));
+            };
+            let state: InviteState = postcard::from_bytes(&current).map_err(|e| self.corrupt(e))?;
+            let next = match state.redeem(now_ms) {
+                Ok(next) => next,
+                Err(e) => return Ok(Err(e)),
+            };
+            let bytes = postcard::to_stdvec(&next).map_err(|e| self.corrupt(e))?;
+            let swapped = self
+                .invites
+                .compare_and_swap(secret_hash, Some(current), Some(bytes))
+                .map_err(|e| self.io(e))?;
+            if swapped.is_ok() {
+                self.flush()?;
+                return Ok(Ok(next));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::record::{Genesis, Member, NodeInfo};
+    use hearth_proto::route::{Route, RouteSpec};
+    use hearth_proto::{NodeKey, Role};
+    use proptest::prelude::*;
+
+    /// A store founded by key 0, with key 1 a plain member; keys 2.. are strangers.
+    fn founded(keys: &[NodeKey]) -> (tempfile::TempDir, Store, MeshId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let nonce = [1; 16];
+        let mesh = MeshId::derive(&keys[0].id(), &nonce);
+        store.set_mesh(mesh).unwrap();
+        let genesis = Body::Genesis(Genesis {
+            name: "t".into(),
+            founder: keys[0].id(),
+            nonce,
+            created_ms: 1,
+        });
+        let member = Body::Member(Member {
+            node: keys[1].id(),
+            name: "m".into(),
+            role: Role::Member,
+        });
+        let (_, rejected) = store
+            .apply_batch(vec![
+                Record::sign(&keys[0], mesh, &genesis, Hlc::at(1)),
+                Record::sign(&keys[0], mesh, &member, Hlc::at(2)),
+            ])
+            .unwrap();
+        assert!(rejected.is_empty());
+        (dir, store, mesh)
+    }
+
+    /// A record by key `author` of one of three kinds, about key `subject`.
+    fn record(
+        keys: &[NodeKey],
+        mesh: MeshId,
+        author: usize,
+        subject: usize,
+        kind: u8,
+        millis: u64,
+    ) -> Record {
+        let body = match kind {
+            0 => Body::NodeInfo(NodeInfo {
+                name: "n".into(),
+                ..NodeInfo::default()
+            }),
+            1 => Body::Member(Member {
+                node: keys[subject].id(),
+                name: "x".into(),
+                role: Role::Member,
+            }),
+            _ => Body::Route(Route {
+                spec: RouteSpec::Http {
+                    host: "a.example.com".into(),
+                },
+                node: keys[subject].id(),
+                target: (millis % 2 == 0).then(|| "127.0.0.1:80".to_string()),
+            }),
+        };
+        Record::sign(&keys[author], mesh, &body, Hlc::at(millis))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever arrives and in whatever order, a refused record leaves the store as it was.
+        #[test]
+        fn a_rejected_record_never_changes_the_store(
+            ops in proptest::collection::vec((0..4usize, 0..4usize, 0..3u8, 3..40u64), 1..24)
+        ) {
+            let keys: Vec<NodeKey> = (0..4).map(|i| NodeKey::from_secret([i as u8 + 1; 32])).collect();
+            let (_dir, store, mesh) = founded(&keys);
+            for (author, subject, kind, millis) in ops {
+                let before = store.digest().unwrap();
+                let candidate = record(&keys, mesh, author, subject, kind, millis);
+                match store.apply(&candidate) {
+                    Err(ApplyError::Rejected(_)) => prop_assert_eq!(store.digest().unwrap(), before),
+                    Err(ApplyError::Store(e)) => panic!("{e}"),
+                    Ok(Applied::Stale) => prop_assert_eq!(store.digest().unwrap(), before),
+                    Ok(Applied::Stored) => prop_assert_ne!(store.digest().unwrap(), before),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reset_database_is_refused_not_accepted_as_empty() {
+        let keys: Vec<NodeKey> = (0..2)
+            .map(|i| NodeKey::from_secret([i as u8 + 1; 32]))
+            .collect();
+        let (dir, store, _) = founded(&keys);
+        store.save_watermark().unwrap();
+        drop(store);
+        // What sled does with a damaged log: it comes back empty.
+        let path = dir.path().join(STORE_DIR);
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let entry = entry.unwrap().path();
+            if entry.file_name().is_some_and(|n| n != WATERMARK_FILE) {
+                if entry.is_dir() {
+                    std::fs::remove_dir_all(entry).unwrap();
+                } else {
+                    std::fs::remove_file(entry).unwrap();
+                }
+            }
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&path.display().to_string()) && message.contains("resync"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! The admin API between `hearthctl` and the local `hearthd`.
+//!
+//! One JSON [`Command`] per line on the admin Unix socket, answered by one JSON [`Response`]
+//! line. Both are versioned so a newer `hearthctl` gets a clear error from an older daemon.
+
+use crate::id::{MeshId, NodeId};
+use crate::record::Role;
+use crate::route::RouteSpec;
+use serde::{Deserialize, Serialize};
+
+/// A request from `hearthctl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// First version.
+    V1(CommandV1),
+}
+
+/// Admin commands, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandV1 {
+    /// This node, its mesh and its peers.
+    Status,
+    /// Every member with its reachability.
+    Members,
+    /// Issue an invite code (admins only).
+    Invite {
+        /// Seconds the code stays valid.
+        ttl_secs: u64,
+        /// How many nodes may redeem it.
+        uses: u32,
+        /// Role granted.
+        role: Role,
+    },
+    /// Revoke a member for good (admins only).
+    Revoke {
+        /// Full id, unique id prefix, or unique name.
+        node: String,
+    },
+    /// Dial a multiaddr, e.g. a public node waiting in `hearthd join` that cannot reach us.
+    Dial {
+        /// The multiaddr.
+        addr: String,
+    },
+    /// Publish a route (on this node unless `node` names another; then admins only).
+    Publish {
+        /// What the edges match.
+        spec: RouteSpec,
+        /// `addr:port` as the hosting node resolves it.
+        target: String,
+        /// Hosting node: id, id prefix or name; default this node.
+        node: Option<String>,
+    },
+    /// Withdraw a route (writes a tombstone).
+    Unpublish {
+        /// What the edges match.
+        spec: RouteSpec,
+        /// Hosting node; default this node.
+        node: Option<String>,
+    },
+    /// Every live route.
+    Routes,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// First version.
+    V1(ResponseV1),
+}
+
+/// Admin answers, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseV1 {
+    /// Answer to `Status`.
+    Status(StatusV1),
+    /// Answer to `Members`.
+    Members(Vec<MemberRowV1>),
+    /// Answer to `Invite`.
+    Invite(InviteCreatedV1),
+    /// Answer to `Revoke`.
+    Revoked {
+        /// The revoked node.
+        node: NodeId,
+        /// Its name.
+        name: String,
+    },
+    /// Answer to `Dial`: the dial was started.
+    Dialing {
+        /// The address being dialed.
+        addr: String,
+    },
+    /// Answer to `Publish`: the stored route.
+    Published(RouteRowV1),
+    /// Answer to `Unpublish`.
+    Unpublished {
+        /// The withdrawn route.
+        spec: RouteSpec,
+        /// Its hosting node.
+        node: NodeId,
+    },
+    /// Answer to `Routes`.
+    Routes(Vec<RouteRowV1>),
+    /// The command failed.
+    Error(ApiError),
+}
+
+/// One live route as `hearthctl routes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRowV1 {
+    /// What the edges match.
+    pub spec: RouteSpec,
+    /// Hosting node.
+    pub node: NodeId,
+    /// Its name.
+    pub node_name: String,
+    /// `addr:port` on the hosting node.
+    pub target: String,
+    /// When it was last written, Unix milliseconds (its HLC time).
+    pub updated_ms: u64,
+    /// When this node stored that write, Unix milliseconds (local; 0 if unknown).
+    pub stored_ms: u64,
+    /// Who wrote it (the hosting node or an admin).
+    pub author: NodeId,
+}
+
+/// This node's view of itself and the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusV1 {
+    /// This node.
+    pub node: NodeId,
+    /// This node's name.
+    pub name: String,
+    /// The mesh.
+    pub mesh: MeshId,
+    /// The mesh's name.
+    pub mesh_name: String,
+    /// This node's role, `None` once revoked.
+    pub role: Option<Role>,
+    /// Control-plane addresses this node listens on.
+    pub listen_addrs: Vec<String>,
+    /// Current members, this node included.
+    pub members: usize,
+    /// Members with a live control-plane connection to this node.
+    pub peers_connected: Vec<NodeId>,
+    /// Records in the store.
+    pub records: usize,
+    /// Records refused since start, by reason label.
+    pub rejected_records: Vec<(String, u64)>,
+    /// Connections refused by membership gating since start (non-members, revoked nodes).
+    pub refused_connections: u64,
+    /// Peers this node forwards record gossip to directly (its gossipsub mesh).
+    pub gossip_peers: usize,
+    /// Hex digest of every record version in the store: equal on two nodes means equal state.
+    pub digest: String,
+    /// Seconds since `hearthd run` started.
+    pub uptime_secs: u64,
+    /// Daemon version.
+    pub version: String,
+}
+
+/// One member as `hearthctl members` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRowV1 {
+    /// The member.
+    pub node: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Addresses it announces.
+    pub addrs: Vec<String>,
+    /// Whether this node has a live connection to it (always true for itself).
+    pub connected: bool,
+    /// Last time this node had a connection to it, Unix milliseconds.
+    pub last_seen_ms: Option<u64>,
+    /// Whether this row is the answering node itself.
+    pub is_self: bool,
+}
+
+/// A freshly issued invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCreatedV1 {
+    /// The code to paste into `hearthd join`.
+    pub code: String,
+    /// Expiry, Unix milliseconds.
+    pub expires_ms: u64,
+    /// Redemptions allowed.
+    pub uses: u32,
+    /// Role granted.
+    pub role: Role,
+    /// Addresses in the code.
+    pub addrs: Vec<String>,
+}
+
+/// A failed command, with a message meant for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// Broad class, for scripts.
+    pub kind: ApiErrorKind,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// Classes of admin errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorKind {
+    /// The command's arguments are wrong.
+    BadRequest,
+    /// Nothing matches.
+    NotFound,
+    /// This node may not do that (not an admin, revoked).
+    Forbidden,
+    /// The daemon failed.
+    Internal,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(kind: ApiErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Finds the one node a person meant by a full id, an id prefix or a name.
+pub fn resolve_node<'a>(
+    query: &str,
+    candidates: impl IntoIterator<Item = (NodeId, &'a str)>,
+) -> Result<NodeId, ApiError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Err(ApiError::new(ApiErrorKind::BadRequest, "no node given"));
+    }
+    let lower = query.to_ascii_lowercase();
+    let mut matches: Vec<(NodeId, &str)> = candidates
+        .into_iter()
+        .filter(|(id, name)| *name == query || id.to_string().starts_with(&lower))
+        .collect();
+    matches.sort();
+    matches.dedup();
+    match matches.as_slice() {
+        [(id, _)] => Ok(*id),
+        [] => Err(ApiError::new(
+            ApiErrorKind::NotFound,
+            format!("no member is named `{query}` or has an id starting with it; see `hearthctl members`"),
+        )),
+        many => Err(ApiError::new(
+            ApiErrorKind::BadRequest,
+            format!(
+                "`{query}` matches {} members ({}); give more of the id",
+                many.len(),
+                many.iter()
+                    .map(|(id, name)| format!("{name} {}", id.short()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::NodeKey;
+
+    #[test]
+    fn commands_are_versioned_json() {
+        let json = serde_json::to_string(&Command::V1(CommandV1::Status)).unwrap();
+        assert_eq!(json, r#"{"V1":"status"}"#);
+        let back: Command = serde_json::from_str(r#"{"V1":{"revoke":{"node":"ab"}}}"#).unwrap();
+        assert_eq!(back, Command::V1(CommandV1::Revoke { node: "ab".into() }));
+    }
+
+    #[test]
+    fn resolves_by_name_prefix_and_refuses_ambiguity() {
+        let a = NodeKey::generate().id();
+        let b = NodeKey::generate().id();
+        let nodes = [(a, "vps"), (b, "home")];
+        assert_eq!(resolve_node("home", nodes).unwrap(), b);
+        assert_eq!(resolve_node(&a.to_string()[..8], nodes).unwrap(), a);
+        assert_eq!(
+            resolve_node("nobody", nodes).unwrap_err().kind,
+            ApiErrorKind::NotFound
+        );
+        assert_eq!(
+            resolve_node("", nodes).unwrap_err().kind,
+            ApiErrorKind::BadRequest
+        );
+    }
+}

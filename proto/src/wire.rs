@@ -1,0 +1,118 @@
+//! Control-plane messages between nodes, one versioned enum per protocol.
+//!
+//! Each protocol is a libp2p request-response exchange. Adding a `V2` variant later lets old
+//! and new nodes tell each other apart instead of misreading bytes.
+
+use crate::id::MeshId;
+use crate::invite::{InviteError, InviteSecret};
+use crate::record::{Record, RecordId, RecordVersion};
+use serde::{Deserialize, Serialize};
+
+/// Protocol name for joining with an invite.
+pub const JOIN_PROTOCOL: &str = "/hearth/join/1";
+/// Protocol name for record push and anti-entropy.
+pub const SYNC_PROTOCOL: &str = "/hearth/sync/1";
+/// Most records in one message; larger sets are sent in several.
+pub const MAX_RECORDS_PER_MESSAGE: usize = 2048;
+/// Largest encoded request or response accepted from a peer.
+pub const MAX_MESSAGE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Gossipsub topic of a mesh's record pushes (the mesh id is appended).
+pub const RECORDS_TOPIC_PREFIX: &str = "/hearth/records/1/";
+
+/// A gossipsub message: records the sender just wrote. Receivers validate each on its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Gossip {
+    /// First version.
+    V1 {
+        /// The records.
+        records: Vec<Record>,
+    },
+}
+
+impl Gossip {
+    /// The bytes to publish.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Parses received bytes; never panics on garbage.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// A node asking an inviter for admission.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JoinRequest {
+    /// First version.
+    V1 {
+        /// Mesh named in the invite code.
+        mesh: MeshId,
+        /// The code's secret.
+        secret: InviteSecret,
+        /// The name the node wants to be listed under.
+        name: String,
+    },
+}
+
+/// The inviter's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JoinResponse {
+    /// First version: the mesh's records (including the new Member record), or why not.
+    V1(Result<Vec<Record>, InviteError>),
+}
+
+/// Record replication between members.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// First version.
+    V1(SyncRequestV1),
+}
+
+/// Record replication requests, version 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SyncRequestV1 {
+    /// New records the sender accepted; the receiver validates each on its own.
+    Push {
+        /// The records.
+        records: Vec<Record>,
+    },
+    /// Anti-entropy: the sender's digest and, if it differs, every version it holds.
+    Summary {
+        /// [`crate::merge::digest`] of the sender's versions.
+        digest: [u8; 32],
+        /// The sender's versions (empty to just compare digests).
+        versions: Vec<RecordVersion>,
+    },
+}
+
+/// Answers to [`SyncRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// First version.
+    V1(SyncResponseV1),
+}
+
+/// Record replication answers, version 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SyncResponseV1 {
+    /// Push handled: how many records were stored and how many refused.
+    Ack {
+        /// Records that changed the receiver's state.
+        stored: u32,
+        /// Records that failed validation.
+        rejected: u32,
+    },
+    /// Summary handled: records the sender lacks, and ids the receiver wants pushed.
+    Delta {
+        /// Newer or missing records for the sender.
+        records: Vec<Record>,
+        /// Ids where the sender's version is newer or unknown here.
+        want: Vec<RecordId>,
+    },
+    /// Digests already equal.
+    InSync,
+    /// The sender is not a current member here; nothing was read or stored.
+    NotAMember,
+}

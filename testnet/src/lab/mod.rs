@@ -1,0 +1,21 @@
+//! Network-namespace labs: hosts on a fake internet, behind home NAT, behind carrier-grade NAT,
+//! or with UDP blocked, built from `ip netns`, veth pairs, bridges and nftables.
+//!
+//! Address plan (only 198.18.0.0/15, see ../shared/DESIGN.md): the internet bridge is
+//! 198.18.0.0/24 (public hosts from .10, home routers' WAN from .100, carrier NATs from .200);
+//! home LAN N is 198.19.N.0/24 (router .1, host .2); the carrier network behind a CGNAT is
+//! 198.18.100.0/24. Everything is removed when the [`Lab`] drops, and labs left behind by a
+//! killed test process are removed by the next one.
+
+mod cmd;
+mod exec;
+mod faults;
+mod guard;
+mod mesh;
+mod topology;
+
+pub use cmd::{available, LabUnavailable};
+pub use exec::Server;
+pub use guard::labs_can_run;
+pub use mesh::{LabMesh, LAB_CONVERGE};
+pub use topology::{Host, HostKind, Lab, LabBuilder};

@@ -1,0 +1,22 @@
+//! Hearth test networks.
+//!
+//! [`local`] runs whole meshes in one process on 127.0.0.1 for fast, unprivileged tests;
+//! [`procs`] runs real `hearthd` processes for the demo and benchmarks; [`eventually`] waits for
+//! conditions instead of sleeping; [`bench`] measures and writes docs/benchmarks.md.
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod bench;
+pub mod delay;
+pub mod demo;
+pub mod eventually;
+pub mod inject;
+pub mod lab;
+pub mod local;
+pub mod probe;
+
+/// Unix milliseconds on this machine, the clock every lab node shares.
+pub fn clock_ms() -> u64 {
+    hearth_node::clock::now_ms()
+}
+pub mod procs;

@@ -1,0 +1,235 @@
+//! An in-process mesh on 127.0.0.1: every node is a real `hearth_node` with its own data dir,
+//! sockets and libp2p swarm, all in one test process (corrosion-style harness).
+
+use crate::eventually::{eventually, CONVERGE};
+use anyhow::{bail, Context, Result};
+use hearth_node::config::Config;
+use hearth_node::RunningNode;
+use hearth_proto::api::{CommandV1, MemberRowV1, ResponseV1, StatusV1};
+use hearth_proto::{NodeId, Role};
+use hearthctl::client::AdminClient;
+use std::path::PathBuf;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// One node of a [`LocalMesh`].
+#[derive(Debug)]
+pub struct LocalNode {
+    /// Its name.
+    pub name: String,
+    /// Its config (loopback listen addresses, its own data dir).
+    pub config: Config,
+    /// Its id.
+    pub id: NodeId,
+    running: Option<RunningNode>,
+}
+
+impl LocalNode {
+    /// The admin client for this node.
+    pub fn client(&self) -> AdminClient {
+        AdminClient::new(self.config.admin_socket())
+    }
+
+    /// Whether it is running.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+}
+
+/// A loopback config for a node in `dir`.
+pub fn loopback_config(dir: PathBuf, name: &str) -> Config {
+    Config {
+        name: Some(name.to_string()),
+        data_dir: Some(dir),
+        listen: vec![
+            "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+            "/ip4/127.0.0.1/tcp/0".into(),
+        ],
+        anti_entropy_secs: 2,
+        guest_grace_secs: 2,
+        ..Config::default()
+    }
+}
+
+/// Several nodes in one process, founded by node 0.
+#[derive(Debug)]
+pub struct LocalMesh {
+    /// The nodes, founder first.
+    pub nodes: Vec<LocalNode>,
+    root: TempDir,
+}
+
+impl LocalMesh {
+    /// Founds a mesh with one running node.
+    pub async fn found() -> Result<Self> {
+        let root = tempfile::Builder::new().prefix("hearth-local").tempdir()?;
+        let config = loopback_config(root.path().join("n0"), "n0");
+        let done = hearth_node::init(&config, "n0", "test")?;
+        let running = hearth_node::start(&config).await?;
+        let node = LocalNode {
+            name: "n0".into(),
+            config,
+            id: done.node,
+            running: Some(running),
+        };
+        Ok(Self {
+            nodes: vec![node],
+            root,
+        })
+    }
+
+    /// Founds a mesh of `n` running nodes, each joined with its own invite from node 0.
+    pub async fn with_nodes(n: usize) -> Result<Self> {
+        let mut mesh = Self::found().await?;
+        for _ in 1..n {
+            mesh.add_node().await?;
+        }
+        Ok(mesh)
+    }
+
+    /// A new data dir and config for a node that has not joined.
+    pub fn fresh_config(&self, name: &str) -> Config {
+        loopback_config(self.root.path().join(name), name)
+    }
+
+    /// Asks node `inviter` for an invite code.
+    pub async fn invite(&self, inviter: usize, uses: u32, ttl_secs: u64) -> Result<String> {
+        let response = self.nodes[inviter]
+            .client()
+            .call(CommandV1::Invite {
+                ttl_secs,
+                uses,
+                role: Role::Member,
+            })
+            .await?;
+        match response {
+            ResponseV1::Invite(created) => Ok(created.code),
+            other => bail!("invite failed: {other:?}"),
+        }
+    }
+
+    /// Invites, joins and starts one more node; returns its index.
+    pub async fn add_node(&mut self) -> Result<usize> {
+        let index = self.nodes.len();
+        let name = format!("n{index}");
+        let code = self.invite(0, 1, 600).await?;
+        let config = self.fresh_config(&name);
+        let joined = hearth_node::join::join(
+            &config,
+            &name,
+            &code,
+            Duration::from_secs(30),
+            &|_: &[String]| {},
+        )
+        .await
+        .with_context(|| format!("{name} joining"))?;
+        let running = hearth_node::start(&config).await?;
+        self.nodes.push(LocalNode {
+            name,
+            config,
+            id: joined.node,
+            running: Some(running),
+        });
+        Ok(index)
+    }
+
+    /// Stops node `i` cleanly.
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(running) = self.nodes[i].running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    /// Starts node `i` again from its data dir.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.stop(i).await;
+        self.nodes[i].running = Some(hearth_node::start(&self.nodes[i].config).await?);
+        Ok(())
+    }
+
+    /// Node `i`'s member table.
+    pub async fn members(&self, i: usize) -> Result<Vec<MemberRowV1>> {
+        match self.nodes[i].client().call(CommandV1::Members).await? {
+            ResponseV1::Members(rows) => Ok(rows),
+            other => bail!("members failed: {other:?}"),
+        }
+    }
+
+    /// Node `i`'s status.
+    pub async fn status(&self, i: usize) -> Result<StatusV1> {
+        match self.nodes[i].client().call(CommandV1::Status).await? {
+            ResponseV1::Status(status) => Ok(status),
+            other => bail!("status failed: {other:?}"),
+        }
+    }
+
+    /// Waits until every running node lists exactly `expected` and is connected to all of
+    /// the other running ones among them.
+    pub async fn converged(&self, expected: &[NodeId]) -> Result<()> {
+        let mut want: Vec<NodeId> = expected.to_vec();
+        want.sort();
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running())
+            .collect();
+        for &i in &running {
+            let want = want.clone();
+            let live: Vec<NodeId> = running
+                .iter()
+                .map(|&j| self.nodes[j].id)
+                .filter(|id| want.contains(id))
+                .collect();
+            eventually(
+                &format!("{} sees the mesh", self.nodes[i].name),
+                CONVERGE,
+                || {
+                    let want = want.clone();
+                    let live = live.clone();
+                    async move {
+                        let rows = self.members(i).await?;
+                        let mut seen: Vec<NodeId> = rows.iter().map(|r| r.node).collect();
+                        seen.sort();
+                        if seen != want {
+                            bail!("members {seen:?}, want {want:?}");
+                        }
+                        let disconnected: Vec<&str> = rows
+                            .iter()
+                            .filter(|r| live.contains(&r.node) && !r.connected)
+                            .map(|r| r.name.as_str())
+                            .collect();
+                        if !disconnected.is_empty() {
+                            bail!("not connected to {disconnected:?}");
+                        }
+                        Ok(())
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `command` to node `i`.
+    pub async fn call(&self, i: usize, command: CommandV1) -> Result<ResponseV1> {
+        Ok(self.nodes[i].client().call(command).await?)
+    }
+
+    /// Node `i`'s live routes.
+    pub async fn routes(&self, i: usize) -> Result<Vec<hearth_proto::api::RouteRowV1>> {
+        match self.call(i, CommandV1::Routes).await? {
+            ResponseV1::Routes(rows) => Ok(rows),
+            other => bail!("routes failed: {other:?}"),
+        }
+    }
+
+    /// Ids of all nodes.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i).await;
+        }
+    }
+}

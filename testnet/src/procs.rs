@@ -1,0 +1,302 @@
+//! Real `hearthd` processes on this machine, each with its own data dir and log file, for the
+//! demo and benchmarks. Processes are killed when their [`ProcNode`] drops.
+
+use crate::eventually::{eventually, CONVERGE};
+use anyhow::{bail, Context, Result};
+use hearth_proto::api::{CommandV1, MemberRowV1, ResponseV1};
+use hearth_proto::Role;
+use hearthctl::client::AdminClient;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::process::{Child, Command};
+
+/// Paths of the project's binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `hearthd`.
+    pub hearthd: PathBuf,
+    /// `hearthctl`.
+    pub hearthctl: PathBuf,
+    /// `hearth-testnet` (for its probes).
+    pub testnet: PathBuf,
+}
+
+impl Binaries {
+    /// Finds the binaries next to the running executable (cargo puts them together), or in
+    /// `$HEARTH_BIN_DIR`.
+    pub fn locate() -> Result<Self> {
+        let mut dirs = Vec::new();
+        if let Some(dir) = std::env::var_os("HEARTH_BIN_DIR") {
+            dirs.push(PathBuf::from(dir));
+        }
+        let exe = std::env::current_exe()?;
+        for ancestor in exe.ancestors().skip(1).take(2) {
+            dirs.push(ancestor.to_path_buf());
+        }
+        for dir in &dirs {
+            let hearthd = dir.join("hearthd");
+            let hearthctl = dir.join("hearthctl");
+            let testnet = dir.join("hearth-testnet");
+            if hearthd.is_file() && hearthctl.is_file() && testnet.is_file() {
+                return Ok(Self {
+                    hearthd,
+                    hearthctl,
+                    testnet,
+                });
+            }
+        }
+        bail!("hearthd, hearthctl and hearth-testnet not found in {dirs:?}; run `cargo build --workspace --bins` first or set HEARTH_BIN_DIR")
+    }
+}
+
+/// One `hearthd` with its data dir.
+#[derive(Debug)]
+pub struct ProcNode {
+    /// Its name.
+    pub name: String,
+    /// Its data dir (key, store, socket, log).
+    pub dir: PathBuf,
+    bins: Binaries,
+    child: Option<Child>,
+    netns: Option<String>,
+}
+
+/// Listen addresses of a node on loopback: random ports, so many fit on one machine.
+const LOOPBACK_LISTEN: &str = "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0";
+/// Listen addresses of a node alone in a lab host: the default ports on every interface.
+const HOST_LISTEN: &str = "/ip4/0.0.0.0/udp/7700/quic-v1,/ip4/0.0.0.0/tcp/7700";
+
+impl ProcNode {
+    /// A node on loopback that will live in `dir`.
+    pub fn new(bins: &Binaries, dir: PathBuf, name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            dir,
+            bins: bins.clone(),
+            child: None,
+            netns: None,
+        }
+    }
+
+    /// A node inside network namespace `ns` (a lab host), on the default ports.
+    pub fn in_netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_string());
+        self
+    }
+
+    fn command(&self) -> Command {
+        let (mut cmd, listen) = match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(&self.bins.hearthd);
+                (cmd, HOST_LISTEN)
+            }
+            None => (Command::new(&self.bins.hearthd), LOOPBACK_LISTEN),
+        };
+        cmd.arg("--data-dir")
+            .arg(&self.dir)
+            .env("HEARTH_LISTEN", listen)
+            .env("HEARTH_NAME", &self.name)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// The last `lines` lines of its log, for failure reports.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Whether `hearthd run` was started and not killed.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The log file of `hearthd run`.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("hearthd.log")
+    }
+
+    /// The admin socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(hearth_proto::paths::SOCKET_FILE)
+    }
+
+    /// An admin client.
+    pub fn client(&self) -> AdminClient {
+        AdminClient::new(self.socket())
+    }
+
+    /// `hearthd init`.
+    pub async fn init(&self) -> Result<()> {
+        let out = self
+            .command()
+            .arg("init")
+            .arg("--mesh-name")
+            .arg("demo")
+            .output()
+            .await?;
+        check(&self.name, "init", &out)
+    }
+
+    /// `hearthd join CODE`.
+    pub async fn join(&self, code: &str) -> Result<()> {
+        // A join that cannot complete should fail the test in a minute, not in ten.
+        let out = self
+            .command()
+            .args(["join", "--timeout", "60"])
+            .arg(code)
+            .output()
+            .await?;
+        check(&self.name, "join", &out)
+    }
+
+    /// `hearthd run` in the background, waiting until its admin socket answers.
+    pub async fn run(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        // Appended, so one log tells the whole story of restarts.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = self
+            .command()
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bins.hearthd.display()))?;
+        self.child = Some(child);
+        let client = self.client();
+        eventually(&format!("{} answers", self.name), CONVERGE, || async {
+            client.call(CommandV1::Status).await.map(|_| ())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `kill -9`.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// The member table.
+    pub async fn members(&self) -> Result<Vec<MemberRowV1>> {
+        match self.client().call(CommandV1::Members).await? {
+            ResponseV1::Members(rows) => Ok(rows),
+            other => bail!("{}: {other:?}", self.name),
+        }
+    }
+
+    /// Sends one admin command.
+    pub async fn call(&self, command: CommandV1) -> Result<ResponseV1> {
+        Ok(self.client().call(command).await?)
+    }
+
+    /// Its status.
+    pub async fn status(&self) -> Result<hearth_proto::api::StatusV1> {
+        match self.call(CommandV1::Status).await? {
+            ResponseV1::Status(status) => Ok(status),
+            other => bail!("{}: {other:?}", self.name),
+        }
+    }
+
+    /// Its live routes.
+    pub async fn routes(&self) -> Result<Vec<hearth_proto::api::RouteRowV1>> {
+        match self.call(CommandV1::Routes).await? {
+            ResponseV1::Routes(rows) => Ok(rows),
+            other => bail!("{}: {other:?}", self.name),
+        }
+    }
+
+    /// Publishes an HTTP route on this node (or `on` another, if this node is an admin).
+    pub async fn publish(&self, host: &str, target: &str, on: Option<&str>) -> Result<()> {
+        let command = CommandV1::Publish {
+            spec: hearth_proto::route::RouteSpec::Http { host: host.into() },
+            target: target.into(),
+            node: on.map(String::from),
+        };
+        match self.call(command).await? {
+            ResponseV1::Published(_) => Ok(()),
+            other => bail!("{}: publish {host}: {other:?}", self.name),
+        }
+    }
+
+    /// A single-use invite.
+    pub async fn invite(&self) -> Result<String> {
+        let command = CommandV1::Invite {
+            ttl_secs: 3600,
+            uses: 1,
+            role: Role::Member,
+        };
+        match self.client().call(command).await? {
+            ResponseV1::Invite(created) => Ok(created.code),
+            other => bail!("{}: {other:?}", self.name),
+        }
+    }
+}
+
+fn check(name: &str, what: &str, out: &std::process::Output) -> Result<()> {
+    if out.status.success() {
+        return Ok(());
+    }
+    bail!(
+        "{name}: hearthd {what} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+/// A mesh of processes founded by node 0 and joined by invites.
+#[derive(Debug)]
+pub struct ProcMesh {
+    /// The nodes.
+    pub nodes: Vec<ProcNode>,
+    /// Where their data dirs are.
+    pub root: PathBuf,
+    bins: Binaries,
+}
+
+impl ProcMesh {
+    /// Starts `n` nodes under `root`.
+    pub async fn start(bins: &Binaries, root: &Path, n: usize) -> Result<Self> {
+        let mut mesh = Self {
+            nodes: Vec::new(),
+            root: root.to_path_buf(),
+            bins: bins.clone(),
+        };
+        let mut founder = ProcNode::new(bins, root.join("node0"), "node0");
+        founder.init().await?;
+        founder.run().await?;
+        mesh.nodes.push(founder);
+        for _ in 1..n {
+            let node = mesh.prepare_node();
+            let code = mesh.nodes[0].invite().await?;
+            node.join(&code).await?;
+            mesh.push_running(node).await?;
+        }
+        Ok(mesh)
+    }
+
+    /// A node that has not joined yet, named after its future index.
+    pub fn prepare_node(&self) -> ProcNode {
+        let name = format!("node{}", self.nodes.len());
+        ProcNode::new(&self.bins, self.root.join(&name), &name)
+    }
+
+    /// Runs a joined node and adds it to the mesh.
+    pub async fn push_running(&mut self, mut node: ProcNode) -> Result<()> {
+        node.run().await?;
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    /// Kills every node.
+    pub async fn stop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill().await;
+        }
+    }
+}
