@@ -77,6 +77,10 @@ enum Cmd {
         /// Hosting member: name, id or unique id prefix; default this node (others: admins only).
         #[arg(long, value_name = "NODE")]
         node: Option<String>,
+        /// TCP routes: send a PROXY protocol v2 header first, so the target sees the
+        /// visitor's address.
+        #[arg(long)]
+        proxy_protocol: bool,
     },
     /// Withdraw a route published with `hearthctl publish`.
     Unpublish {
@@ -126,10 +130,16 @@ impl Cmd {
             },
             Cmd::Revoke { node } => CommandV1::Revoke { node },
             Cmd::Dial { addr } => CommandV1::Dial { addr },
-            Cmd::Publish { route, to, node } => CommandV1::Publish {
+            Cmd::Publish {
+                route,
+                to,
+                node,
+                proxy_protocol,
+            } => CommandV1::Publish {
                 spec: route.into_spec(),
                 target: to,
                 node,
+                proxy_protocol,
             },
             Cmd::Unpublish { route, node } => CommandV1::Unpublish {
                 spec: route.into_spec(),
@@ -288,6 +298,7 @@ mod tests {
                 },
                 target: "127.0.0.1:2368".into(),
                 node: None,
+                proxy_protocol: false,
             }
         );
         let cli = parse(&[
@@ -300,6 +311,7 @@ mod tests {
                 spec: RouteSpec::Tcp { port: 22 },
                 target: "[::1]:22".into(),
                 node: Some("home".into()),
+                proxy_protocol: false,
             }
         );
     }

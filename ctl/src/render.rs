@@ -94,6 +94,25 @@ pub fn status(s: &StatusV1) -> String {
         0 => "none".to_string(),
         n => format!("{n} ({})", short_ids(&s.peers_connected)),
     };
+    let dp = &s.data_plane;
+    let tunnels = match dp.tunnels.len() {
+        0 => "none".to_string(),
+        n => format!("{n} ({})", short_ids(&dp.tunnels)),
+    };
+    let ingress = if dp.edge {
+        let ports: Vec<String> = dp.tcp_ports.iter().map(|p| format!("tcp/{p}")).collect();
+        format!(
+            "edge; HTTP on {}{}",
+            clean(dp.http_listen.as_deref().unwrap_or("?")),
+            if ports.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", ports.join(", "))
+            }
+        )
+    } else {
+        "not an edge".to_string()
+    };
     let lines = [
         ("node", format!("{} ({})", clean(&s.name), s.node.short())),
         (
@@ -104,6 +123,13 @@ pub fn status(s: &StatusV1) -> String {
         ("listening on", list_or(&s.listen_addrs, ", ", "none")),
         ("members", s.members.to_string()),
         ("peers connected", peers),
+        ("ingress", ingress),
+        (
+            "tunnel endpoint",
+            clean(dp.tunnel_listen.as_deref().unwrap_or("none")),
+        ),
+        ("tunnels", tunnels),
+        ("open streams", dp.open_streams.to_string()),
         ("records", s.records.to_string()),
         (
             "store digest",
@@ -208,7 +234,11 @@ pub fn routes(rows: &[RouteRowV1], now_ms: u64) -> String {
             vec![
                 clean(&r.spec.to_string()),
                 node_label(&r.node, &r.node_name),
-                clean(&r.target),
+                if r.proxy_protocol {
+                    format!("{} (PROXY v2)", clean(&r.target))
+                } else {
+                    clean(&r.target)
+                },
                 compact(now_ms.saturating_sub(r.updated_ms) / 1000),
             ]
         })
@@ -290,6 +320,7 @@ mod tests {
             digest: "0123456789abcdef0123456789abcdef".into(),
             uptime_secs: 5_400,
             version: "0.1.0".into(),
+            data_plane: Default::default(),
         }
     }
 
@@ -479,6 +510,7 @@ mod tests {
             updated_ms,
             stored_ms: updated_ms,
             author: node,
+            proxy_protocol: false,
         }
     }
 

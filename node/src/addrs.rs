@@ -35,12 +35,45 @@ pub fn publishable(advertise: &[Multiaddr], listening: &BTreeSet<Multiaddr>) -> 
     out
 }
 
+/// The data-plane endpoint's addresses: each IP of the announced control-plane addresses,
+/// with the tunnel's port.
+pub fn tunnel_addrs(announced: &[String], port: u16) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for addr in announced.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+        let ip: Option<std::net::IpAddr> = addr.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(ip.into()),
+            Protocol::Ip6(ip) => Some(ip.into()),
+            _ => None,
+        });
+        if let Some(ip) = ip {
+            let socket = std::net::SocketAddr::new(ip, port).to_string();
+            if !out.contains(&socket) {
+                out.push(socket);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn set(addrs: &[&str]) -> BTreeSet<Multiaddr> {
         addrs.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn tunnel_addrs_take_each_ip_once_with_the_tunnel_port() {
+        let announced = vec![
+            "/ip4/198.18.0.10/udp/7700/quic-v1".to_string(),
+            "/ip4/198.18.0.10/tcp/7700".to_string(),
+            "/ip6/::1/tcp/7700".to_string(),
+        ];
+        assert_eq!(
+            tunnel_addrs(&announced, 7701),
+            vec!["198.18.0.10:7701", "[::1]:7701"]
+        );
     }
 
     #[test]

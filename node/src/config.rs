@@ -73,6 +73,65 @@ pub struct Config {
     /// Seconds a withdrawn route's tombstone is kept before it is purged. A node offline for
     /// longer can bring the withdrawn route back, so keep this above any expected downtime.
     pub tombstone_ttl_secs: u64,
+    /// The data-plane tunnel endpoint.
+    pub tunnel: TunnelConfig,
+    /// Edge ingress: HTTP and TCP listeners and their limits (used while this node is an edge).
+    pub ingress: IngressConfig,
+}
+
+/// `[tunnel]`: the quinn endpoint that carries proxied connections between members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// UDP socket address of the endpoint (`HEARTH_TUNNEL_LISTEN`). Port 0 picks one.
+    pub listen: String,
+    /// Seconds without any packet after which a tunnel counts as dead. Keep-alives are sent
+    /// at a third of this, so a NAT mapping stays open and a dead edge is noticed in time.
+    pub idle_timeout_secs: u64,
+    /// Most proxied connections one member may have open through one tunnel at once.
+    pub max_streams_per_member: u32,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:7701".into(),
+            idle_timeout_secs: 9,
+            max_streams_per_member: 1024,
+        }
+    }
+}
+
+/// `[ingress]`: what an edge listens on and how it protects itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngressConfig {
+    /// HTTP listener (`HEARTH_HTTP_LISTEN`). Port 0 picks one.
+    pub http_listen: String,
+    /// Address TCP routes bind their ports on (`HEARTH_TCP_BIND`).
+    pub tcp_bind: String,
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    pub max_head_bytes: usize,
+    /// Milliseconds a client has to send a complete request head; slower (slowloris)
+    /// connections are closed.
+    pub header_read_timeout_ms: u64,
+    /// Seconds a client connection may sit without any traffic in either direction.
+    pub idle_timeout_secs: u64,
+    /// Milliseconds to reach the hosting member and its target before answering 502.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            http_listen: "0.0.0.0:80".into(),
+            tcp_bind: "0.0.0.0".into(),
+            max_head_bytes: 32 * 1024,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_secs: 300,
+            connect_timeout_ms: 800,
+        }
+    }
 }
 
 impl Default for Config {
@@ -90,6 +149,8 @@ impl Default for Config {
             anti_entropy_secs: 10,
             guest_grace_secs: 5,
             tombstone_ttl_secs: 30 * 24 * 3600,
+            tunnel: TunnelConfig::default(),
+            ingress: IngressConfig::default(),
         }
     }
 }
@@ -125,7 +186,8 @@ impl Config {
     }
 
     /// Applies `HEARTH_NAME`, `HEARTH_DATA_DIR`, `HEARTH_EDGE`, `HEARTH_LISTEN` and
-    /// `HEARTH_ADVERTISE` (comma-separated lists), `HEARTH_ADMIN_SOCKET`.
+    /// `HEARTH_ADVERTISE` (comma-separated lists), `HEARTH_ADMIN_SOCKET`,
+    /// `HEARTH_TUNNEL_LISTEN`, `HEARTH_HTTP_LISTEN` and `HEARTH_TCP_BIND`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let list = |v: String| -> Vec<String> {
             v.split(',')
@@ -162,6 +224,15 @@ impl Config {
         if let Some(v) = get("HEARTH_ADMIN_SOCKET") {
             self.admin_socket = Some(v.into());
         }
+        if let Some(v) = get("HEARTH_TUNNEL_LISTEN") {
+            self.tunnel.listen = v;
+        }
+        if let Some(v) = get("HEARTH_HTTP_LISTEN") {
+            self.ingress.http_listen = v;
+        }
+        if let Some(v) = get("HEARTH_TCP_BIND") {
+            self.ingress.tcp_bind = v;
+        }
         Ok(())
     }
 
@@ -189,6 +260,40 @@ impl Config {
                         message: format!("`{addr}` is not a multiaddr ({e}); write e.g. /ip4/0.0.0.0/udp/7700/quic-v1"),
                     })?;
             }
+        }
+        for (field, addr) in [
+            ("tunnel.listen", &self.tunnel.listen),
+            ("ingress.http_listen", &self.ingress.http_listen),
+        ] {
+            addr.parse::<std::net::SocketAddr>()
+                .map_err(|e| ConfigError::Invalid {
+                    field,
+                    message: format!("`{addr}` is not an address:port ({e}); write e.g. 0.0.0.0:7701"),
+                })?;
+        }
+        self.ingress
+            .tcp_bind
+            .parse::<std::net::IpAddr>()
+            .map_err(|e| ConfigError::Invalid {
+                field: "ingress.tcp_bind",
+                message: format!("`{}` is not an IP address ({e}); write e.g. 0.0.0.0", self.ingress.tcp_bind),
+            })?;
+        if self.ingress.max_head_bytes < 8192 {
+            return Err(ConfigError::Invalid {
+                field: "ingress.max_head_bytes",
+                message: "must be at least 8192".into(),
+            });
+        }
+        if self.tunnel.idle_timeout_secs < 3
+            || self.tunnel.max_streams_per_member == 0
+            || self.ingress.header_read_timeout_ms == 0
+            || self.ingress.idle_timeout_secs == 0
+            || self.ingress.connect_timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid {
+                field: "tunnel/ingress timeouts and limits",
+                message: "timeouts and limits must be positive (tunnel.idle_timeout_secs at least 3)".into(),
+            });
         }
         if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {
             return Err(ConfigError::Invalid {

@@ -11,10 +11,13 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod identity;
+pub mod ingress;
 pub mod join;
 pub mod mesh;
 pub mod node;
 pub mod store;
+pub mod tunnel;
+pub mod view;
 
 pub use node::{init, start, Initialized, RunningNode};
 
@@ -36,6 +39,12 @@ pub enum NodeError {
     /// Admin socket problems.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// The data-plane endpoint could not start.
+    #[error(transparent)]
+    Tunnel(#[from] tunnel::TunnelError),
+    /// Edge ingress could not start.
+    #[error(transparent)]
+    Ingress(#[from] ingress::IngressError),
     /// Transport set-up failed.
     #[error(transparent)]
     Transport(#[from] mesh::behaviour::TransportError),

@@ -5,7 +5,13 @@ use crate::admin;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::identity;
-use crate::mesh::actor::{MeshActor, MeshSettings};
+use crate::config::EdgePreference;
+use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
+use crate::ingress::{self, HttpSettings, IngressActor, Upstreams};
+use crate::tunnel::{self, TunnelActor, TunnelSettings, Tunnels};
+use crate::view::{DataPlaneStatus, MeshView};
+use std::sync::Arc;
+use tokio::sync::watch;
 use crate::mesh::behaviour::{build_swarm, listen_all};
 use crate::mesh::peer_id::keypair;
 use crate::store::Store;
@@ -116,6 +122,9 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
 
     let mut swarm = build_swarm(keypair(&key))?;
     listen_all(&mut swarm, &config.listen)?;
+    let tunnel_socket = tunnel::bind(&config.tunnel.listen)?;
+    let tunnel_port = tunnel_socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let edge = config.edge == EdgePreference::Always;
     let settings = MeshSettings {
         name,
         advertise: config
@@ -127,20 +136,79 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         guest_grace: Duration::from_secs(config.guest_grace_secs),
         tombstone_ttl: Duration::from_secs(config.tombstone_ttl_secs),
         listeners: config.listen.len(),
+        edge,
+        tunnel_port,
     };
     let node = key.id();
-    let actor = MeshActor::new(key, store, swarm, settings)?;
+    let (view_tx, view_rx) = watch::channel(Arc::new(MeshView::default()));
+    let status = DataPlaneStatus::default();
+    status.update(|s| s.edge = edge);
+    let links = DataPlaneLinks {
+        view: view_tx,
+        status: status.clone(),
+    };
+    let tunnels = Tunnels::default();
+    let tunnel_settings = TunnelSettings {
+        idle_timeout: Duration::from_secs(config.tunnel.idle_timeout_secs),
+        max_streams: config.tunnel.max_streams_per_member,
+        connect_timeout: Duration::from_millis(config.ingress.connect_timeout_ms),
+    };
+    let tunnel = TunnelActor::new(
+        &key,
+        tunnel_socket,
+        view_rx.clone(),
+        tunnels.clone(),
+        status.clone(),
+        &tunnel_settings,
+    )?;
+    let upstreams = Upstreams::new(
+        key.id(),
+        view_rx.clone(),
+        tunnels.clone(),
+        Duration::from_millis(config.ingress.connect_timeout_ms),
+    );
+    let ingress = if edge {
+        let http = ingress::bind_http(&config.ingress.http_listen).await?;
+        let tcp_bind = config
+            .ingress
+            .tcp_bind
+            .parse()
+            .map_err(|_| NodeError::Config(crate::config::ConfigError::Invalid {
+                field: "ingress.tcp_bind",
+                message: format!("`{}` is not an IP address", config.ingress.tcp_bind),
+            }))?;
+        let settings = HttpSettings {
+            max_head_bytes: config.ingress.max_head_bytes,
+            header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),
+            idle_timeout: Duration::from_secs(config.ingress.idle_timeout_secs),
+        };
+        Some(IngressActor::new(
+            http,
+            settings,
+            tcp_bind,
+            upstreams,
+            view_rx.clone(),
+            status.clone(),
+        ))
+    } else {
+        None
+    };
+    let actor = MeshActor::new(key, store, swarm, settings, links)?;
     let cancel = CancellationToken::new();
     let (commands_tx, commands_rx) = mpsc::channel(64);
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(actor.run(commands_rx, cancel.clone())),
-        tokio::spawn(admin::serve(
-            listener,
-            socket_path.clone(),
-            commands_tx,
-            cancel.clone(),
-        )),
+        tokio::spawn(tunnel.run(cancel.clone())),
     ];
+    if let Some(ingress) = ingress {
+        tasks.push(tokio::spawn(ingress.run(cancel.clone())));
+    }
+    tasks.push(tokio::spawn(admin::serve(
+        listener,
+        socket_path.clone(),
+        commands_tx,
+        cancel.clone(),
+    )));
     Ok(RunningNode {
         node,
         socket: socket_path,

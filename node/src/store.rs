@@ -273,7 +273,8 @@ impl Store {
             .collect()
     }
 
-    fn records_of(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+    /// Every stored record of one kind, tombstones included.
+    pub fn records_of(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
         self.records
             .scan_prefix([kind as u8])
             .values()
@@ -584,6 +585,7 @@ mod tests {
                 },
                 node: keys[subject].id(),
                 target: (millis % 2 == 0).then(|| "127.0.0.1:80".to_string()),
+                proxy_protocol: false,
             }),
         };
         Record::sign(&keys[author], mesh, &body, Hlc::at(millis))

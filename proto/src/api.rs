@@ -50,6 +50,9 @@ pub enum CommandV1 {
         target: String,
         /// Hosting node: id, id prefix or name; default this node.
         node: Option<String>,
+        /// TCP routes: send a PROXY protocol v2 header to the target.
+        #[serde(default)]
+        proxy_protocol: bool,
     },
     /// Withdraw a route (writes a tombstone).
     Unpublish {
@@ -74,7 +77,7 @@ pub enum Response {
 #[serde(rename_all = "snake_case")]
 pub enum ResponseV1 {
     /// Answer to `Status`.
-    Status(StatusV1),
+    Status(Box<StatusV1>),
     /// Answer to `Members`.
     Members(Vec<MemberRowV1>),
     /// Answer to `Invite`.
@@ -123,6 +126,9 @@ pub struct RouteRowV1 {
     pub stored_ms: u64,
     /// Who wrote it (the hosting node or an admin).
     pub author: NodeId,
+    /// Whether the target gets a PROXY protocol v2 header first.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 /// This node's view of itself and the mesh.
@@ -158,6 +164,26 @@ pub struct StatusV1 {
     pub uptime_secs: u64,
     /// Daemon version.
     pub version: String,
+    /// The data plane: this node's tunnel endpoint, ingress listeners and live tunnels.
+    #[serde(default)]
+    pub data_plane: DataPlaneV1,
+}
+
+/// This node's part in the data plane, as `hearthctl status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DataPlaneV1 {
+    /// Whether this node serves as edge ingress.
+    pub edge: bool,
+    /// The UDP address the tunnel endpoint is bound to.
+    pub tunnel_listen: Option<String>,
+    /// The HTTP ingress address (edges only).
+    pub http_listen: Option<String>,
+    /// TCP route ports this edge listens on.
+    pub tcp_ports: Vec<u16>,
+    /// Members with a live tunnel to or from this node.
+    pub tunnels: Vec<NodeId>,
+    /// Proxied connections currently open through this node.
+    pub open_streams: u64,
 }
 
 /// One member as `hearthctl members` shows it.

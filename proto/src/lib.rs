@@ -19,6 +19,7 @@ pub mod merge;
 pub mod paths;
 pub mod record;
 pub mod route;
+pub mod tunnel;
 pub mod wire;
 
 pub use hlc::Hlc;

@@ -510,6 +510,7 @@ mod tests {
                 },
                 node,
                 target: Some("127.0.0.1:2368".into()),
+                proxy_protocol: false,
             })
         };
         let own = mesh.sign(&a, route(a.id()));

@@ -119,6 +119,7 @@ mod tests {
                 spec: RouteSpec::Tcp { port: 22 },
                 node: key.id(),
                 target: None,
+                proxy_protocol: false,
             });
             let record = Record::sign(&key, MeshId::from_bytes([0; 32]), &body, Hlc::at(1_000));
             prop_assert_eq!(tombstone_expired(&record, &body, 1_000 + age, ttl), age > ttl);
@@ -126,6 +127,7 @@ mod tests {
                 spec: RouteSpec::Tcp { port: 22 },
                 node: key.id(),
                 target: Some("127.0.0.1:22".into()),
+                proxy_protocol: false,
             });
             prop_assert!(!tombstone_expired(&record, &live, u64::MAX, ttl));
         }

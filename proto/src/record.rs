@@ -125,6 +125,10 @@ pub struct NodeInfo {
     pub addrs: Vec<String>,
     /// Software version, for people.
     pub version: String,
+    /// Whether the node serves as edge ingress (config `edge = "always"` until election).
+    pub edge: bool,
+    /// Socket addresses of its data-plane (tunnel) endpoint, for members to dial.
+    pub tunnel: Vec<String>,
 }
 
 /// A decoded record body.

@@ -58,6 +58,9 @@ pub struct Route {
     pub node: NodeId,
     /// `addr:port` as the hosting member resolves it; `None` once unpublished.
     pub target: Option<String>,
+    /// TCP routes: send a PROXY protocol v2 header to the target first, so it sees the
+    /// visitor's address.
+    pub proxy_protocol: bool,
 }
 
 impl Route {
@@ -192,6 +195,7 @@ mod tests {
             spec: RouteSpec::Http { host: "A.b".into() },
             node,
             target: None,
+            proxy_protocol: false,
         };
         assert!(
             route.check().is_err(),

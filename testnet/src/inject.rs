@@ -52,6 +52,7 @@ pub async fn inject(forgery: &Forgery) -> Result<(u32, u32)> {
             },
             node: forgery.victim,
             target: Some("127.0.0.1:1".into()),
+            proxy_protocol: false,
         }),
         Hlc::at(now),
     );

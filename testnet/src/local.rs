@@ -47,6 +47,15 @@ pub fn loopback_config(dir: PathBuf, name: &str) -> Config {
         ],
         anti_entropy_secs: 2,
         guest_grace_secs: 2,
+        tunnel: hearth_node::config::TunnelConfig {
+            listen: "127.0.0.1:0".into(),
+            ..Default::default()
+        },
+        ingress: hearth_node::config::IngressConfig {
+            http_listen: "127.0.0.1:0".into(),
+            tcp_bind: "127.0.0.1".into(),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -60,10 +69,13 @@ pub struct LocalMesh {
 }
 
 impl LocalMesh {
-    /// Founds a mesh with one running node.
+    /// Founds a mesh with one running node, which is the edge.
     pub async fn found() -> Result<Self> {
         let root = tempfile::Builder::new().prefix("hearth-local").tempdir()?;
-        let config = loopback_config(root.path().join("n0"), "n0");
+        let config = Config {
+            edge: hearth_node::config::EdgePreference::Always,
+            ..loopback_config(root.path().join("n0"), "n0")
+        };
         let done = hearth_node::init(&config, "n0", "test")?;
         let running = hearth_node::start(&config).await?;
         let node = LocalNode {
@@ -158,7 +170,7 @@ impl LocalMesh {
     /// Node `i`'s status.
     pub async fn status(&self, i: usize) -> Result<StatusV1> {
         match self.nodes[i].client().call(CommandV1::Status).await? {
-            ResponseV1::Status(status) => Ok(status),
+            ResponseV1::Status(status) => Ok(*status),
             other => bail!("status failed: {other:?}"),
         }
     }

@@ -19,7 +19,9 @@ use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{ping, Multiaddr, PeerId, Swarm};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use crate::view::{DataPlaneStatus, MeshView};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -51,6 +53,19 @@ pub struct MeshSettings {
     pub tombstone_ttl: Duration,
     /// How many listen addresses were configured (each reports its addresses at start-up).
     pub listeners: usize,
+    /// Whether this node serves as edge ingress (announced in its NodeInfo).
+    pub edge: bool,
+    /// The port the data-plane endpoint is bound to, announced with this node's addresses.
+    pub tunnel_port: u16,
+}
+
+/// The actor's links to the data plane: it publishes the view and reads the status.
+#[derive(Debug)]
+pub struct DataPlaneLinks {
+    /// Where each new [`MeshView`] goes.
+    pub view: watch::Sender<Arc<MeshView>>,
+    /// Read for `hearthctl status`.
+    pub status: DataPlaneStatus,
 }
 
 /// Whether start-up has settled enough to answer admin commands: every listener has reported
@@ -128,6 +143,8 @@ pub struct MeshActor {
     pub(super) started: Instant,
     pub(super) topic: gossipsub::IdentTopic,
     readiness: Readiness,
+    pub(super) view: watch::Sender<Arc<MeshView>>,
+    pub(super) data_plane: DataPlaneStatus,
 }
 
 impl std::fmt::Debug for MeshActor {
@@ -143,6 +160,7 @@ impl MeshActor {
         store: Store,
         swarm: Swarm<MeshBehaviour>,
         settings: MeshSettings,
+        links: DataPlaneLinks,
     ) -> Result<Self, crate::NodeError> {
         let me = key.id();
         let mesh = store.mesh()?.ok_or(crate::NodeError::NoMesh)?;
@@ -181,8 +199,11 @@ impl MeshActor {
             started: Instant::now(),
             readiness: Readiness::new(settings_listeners),
             topic,
+            view: links.view,
+            data_plane: links.status,
         };
         actor.update_gate();
+        actor.publish_view();
         Ok(actor)
     }
 
@@ -500,10 +521,13 @@ impl MeshActor {
         if self.membership.revocation(&self.me).is_some() {
             return;
         }
+        let addrs = self.announced_addrs();
         let info = NodeInfo {
             name: self.settings.name.clone(),
-            addrs: self.announced_addrs(),
+            tunnel: crate::addrs::tunnel_addrs(&addrs, self.settings.tunnel_port),
+            addrs,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            edge: self.settings.edge,
         };
         if self.node_info(&self.me).as_ref() == Some(&info) {
             return;

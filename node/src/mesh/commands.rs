@@ -18,7 +18,7 @@ use tracing::info;
 impl MeshActor {
     pub(super) fn handle_command(&mut self, command: CommandV1) -> ResponseV1 {
         let result = match command {
-            CommandV1::Status => Ok(ResponseV1::Status(self.status())),
+            CommandV1::Status => Ok(ResponseV1::Status(Box::new(self.status()))),
             CommandV1::Members => Ok(ResponseV1::Members(self.member_rows())),
             CommandV1::Invite {
                 ttl_secs,
@@ -27,9 +27,12 @@ impl MeshActor {
             } => self.invite(ttl_secs, uses, role).map(ResponseV1::Invite),
             CommandV1::Revoke { node } => self.revoke(&node),
             CommandV1::Dial { addr } => self.dial_command(&addr),
-            CommandV1::Publish { spec, target, node } => {
-                self.publish(spec, &target, node.as_deref())
-            }
+            CommandV1::Publish {
+                spec,
+                target,
+                node,
+                proxy_protocol,
+            } => self.publish(spec, &target, node.as_deref(), proxy_protocol),
             CommandV1::Unpublish { spec, node } => self.unpublish(spec, node.as_deref()),
             CommandV1::Routes => self.route_rows().map(ResponseV1::Routes),
         };
@@ -75,6 +78,7 @@ impl MeshActor {
             digest: self.store.digest().map(hex::encode).unwrap_or_default(),
             uptime_secs: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            data_plane: self.data_plane.snapshot(),
         }
     }
 

@@ -10,3 +10,4 @@ pub mod gate;
 pub mod peer_id;
 mod replication;
 mod routes;
+mod view;

@@ -74,6 +74,14 @@ impl MeshActor {
         {
             self.refresh_membership();
         }
+        if stored.iter().any(|r| {
+            matches!(
+                r.kind,
+                Kind::Member | Kind::Revocation | Kind::NodeInfo | Kind::Route
+            )
+        }) {
+            self.publish_view();
+        }
         // Two paths, because a personal mesh is often a star (NAT'd homes around one VPS)
         // and gossipsub alone was measured to miss a leaf now and then (its subscription
         // state lags behind short-lived and duplicate connections):

@@ -31,8 +31,15 @@ impl MeshActor {
         spec: RouteSpec,
         target: &str,
         node: Option<&str>,
+        proxy_protocol: bool,
     ) -> Result<ResponseV1, ApiError> {
         Self::check_spec(&spec)?;
+        if proxy_protocol && !matches!(spec, RouteSpec::Tcp { .. }) {
+            return Err(ApiError::new(
+                ApiErrorKind::BadRequest,
+                "the PROXY protocol header is for TCP routes; HTTP routes get X-Forwarded-For and Forwarded headers instead",
+            ));
+        }
         let target = parse_target(target)
             .map_err(|e| ApiError::new(ApiErrorKind::BadRequest, e.to_string()))?;
         let node = self.hosting_node(node)?;
@@ -40,11 +47,17 @@ impl MeshActor {
             spec: spec.clone(),
             node,
             target: Some(target.clone()),
+            proxy_protocol,
         }))?;
         let names = self.member_names();
-        Ok(ResponseV1::Published(
-            self.row(&names, &record, spec, node, target),
-        ))
+        Ok(ResponseV1::Published(self.row(
+            &names,
+            &record,
+            spec,
+            node,
+            target,
+            proxy_protocol,
+        )))
     }
 
     pub(super) fn unpublish(
@@ -69,6 +82,7 @@ impl MeshActor {
             spec: spec.clone(),
             node,
             target: None,
+            proxy_protocol: false,
         }))?;
         Ok(ResponseV1::Unpublished { spec, node })
     }
@@ -88,6 +102,7 @@ impl MeshActor {
         spec: RouteSpec,
         node: NodeId,
         target: String,
+        proxy_protocol: bool,
     ) -> RouteRowV1 {
         RouteRowV1 {
             spec,
@@ -102,6 +117,7 @@ impl MeshActor {
                 .flatten()
                 .unwrap_or(0),
             author: record.author,
+            proxy_protocol,
         }
     }
 
@@ -114,7 +130,14 @@ impl MeshActor {
             if !self.membership.is_member(&route.node) {
                 continue;
             }
-            rows.push(self.row(&names, &record, route.spec, route.node, target));
+            rows.push(self.row(
+                &names,
+                &record,
+                route.spec,
+                route.node,
+                target,
+                route.proxy_protocol,
+            ));
         }
         Ok(rows)
     }

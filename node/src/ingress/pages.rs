@@ -1,0 +1,61 @@
+//! The pages an edge answers with itself: unknown host, unreachable service, bad request.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Response, StatusCode};
+
+use super::http::ProxyBody;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A small HTML page with `status`, a title and an explanation.
+pub fn page(status: StatusCode, title: &str, detail: &str) -> Response<ProxyBody> {
+    let html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{status} {title}</title></head>\n\
+         <body><h1>{title}</h1><p>{}</p><hr><p>Hearth edge</p></body></html>\n",
+        escape(detail),
+        title = escape(title),
+    );
+    let body = Full::new(Bytes::from(html))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// 404 for a host no member publishes.
+pub fn unknown_host(host: &str) -> Response<ProxyBody> {
+    page(
+        StatusCode::NOT_FOUND,
+        "No such service",
+        &format!("No service is published for {host} on this Hearth mesh. Publish one with `hearthctl publish {host} --to ADDR:PORT`."),
+    )
+}
+
+/// 502 for a service whose hosting member or target is down.
+pub fn unreachable(host: &str, reason: &str) -> Response<ProxyBody> {
+    page(
+        StatusCode::BAD_GATEWAY,
+        "Service unreachable",
+        &format!("The service for {host} did not answer: {reason}."),
+    )
+}
+
+/// 400 for a request without a usable Host.
+pub fn no_host() -> Response<ProxyBody> {
+    page(
+        StatusCode::BAD_REQUEST,
+        "No host",
+        "The request names no valid host; send a Host header such as blog.example.com.",
+    )
+}
