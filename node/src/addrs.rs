@@ -35,6 +35,16 @@ pub fn publishable(advertise: &[Multiaddr], listening: &BTreeSet<Multiaddr>) -> 
     out
 }
 
+/// Parses a configured `address:port`, as an I/O error so bind failures read the same.
+pub fn socket_addr(text: &str) -> std::io::Result<std::net::SocketAddr> {
+    text.parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{text}` is not an address:port ({e})"),
+        )
+    })
+}
+
 /// The data-plane endpoint's addresses: each IP of the announced control-plane addresses,
 /// with the tunnel's port.
 pub fn tunnel_addrs(announced: &[String], port: u16) -> Vec<String> {

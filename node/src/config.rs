@@ -268,7 +268,9 @@ impl Config {
             addr.parse::<std::net::SocketAddr>()
                 .map_err(|e| ConfigError::Invalid {
                     field,
-                    message: format!("`{addr}` is not an address:port ({e}); write e.g. 0.0.0.0:7701"),
+                    message: format!(
+                        "`{addr}` is not an address:port ({e}); write e.g. 0.0.0.0:7701"
+                    ),
                 })?;
         }
         self.ingress
@@ -276,7 +278,10 @@ impl Config {
             .parse::<std::net::IpAddr>()
             .map_err(|e| ConfigError::Invalid {
                 field: "ingress.tcp_bind",
-                message: format!("`{}` is not an IP address ({e}); write e.g. 0.0.0.0", self.ingress.tcp_bind),
+                message: format!(
+                    "`{}` is not an IP address ({e}); write e.g. 0.0.0.0",
+                    self.ingress.tcp_bind
+                ),
             })?;
         if self.ingress.max_head_bytes < 8192 {
             return Err(ConfigError::Invalid {
@@ -292,7 +297,9 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 field: "tunnel/ingress timeouts and limits",
-                message: "timeouts and limits must be positive (tunnel.idle_timeout_secs at least 3)".into(),
+                message:
+                    "timeouts and limits must be positive (tunnel.idle_timeout_secs at least 3)"
+                        .into(),
             });
         }
         if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {

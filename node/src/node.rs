@@ -4,23 +4,23 @@
 use crate::admin;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::identity;
 use crate::config::EdgePreference;
-use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
+use crate::identity;
 use crate::ingress::{self, HttpSettings, IngressActor, Upstreams};
-use crate::tunnel::{self, TunnelActor, TunnelSettings, Tunnels};
-use crate::view::{DataPlaneStatus, MeshView};
-use std::sync::Arc;
-use tokio::sync::watch;
+use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
 use crate::mesh::behaviour::{build_swarm, listen_all};
 use crate::mesh::peer_id::keypair;
 use crate::store::Store;
+use crate::tunnel::{self, TunnelActor, TunnelSettings, Tunnels};
+use crate::view::{DataPlaneStatus, MeshView};
 use crate::NodeError;
 use hearth_proto::record::{Genesis, Member};
 use hearth_proto::{Body, Hlc, MeshId, NodeId, Record, Role};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -169,14 +169,12 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     );
     let ingress = if edge {
         let http = ingress::bind_http(&config.ingress.http_listen).await?;
-        let tcp_bind = config
-            .ingress
-            .tcp_bind
-            .parse()
-            .map_err(|_| NodeError::Config(crate::config::ConfigError::Invalid {
+        let tcp_bind = config.ingress.tcp_bind.parse().map_err(|_| {
+            NodeError::Config(crate::config::ConfigError::Invalid {
                 field: "ingress.tcp_bind",
                 message: format!("`{}` is not an IP address", config.ingress.tcp_bind),
-            }))?;
+            })
+        })?;
         let settings = HttpSettings {
             max_head_bytes: config.ingress.max_head_bytes,
             header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),

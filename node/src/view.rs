@@ -49,7 +49,9 @@ impl MeshView {
 
     /// This node's own route for `spec`, which a stream from an edge asks it to connect.
     pub fn local_route(&self, me: &NodeId, spec: &RouteSpec) -> Option<&LiveRoute> {
-        self.routes.iter().find(|r| r.spec == *spec && r.node == *me)
+        self.routes
+            .iter()
+            .find(|r| r.spec == *spec && r.node == *me)
     }
 
     /// Every TCP route port, which each edge listens on.

@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A backend that answers every request with its own name and the request head it got.
+/// A backend that answers every request with its own name, the request head it got and the
+/// length of the body it read; like real servers it answers `Expect: 100-continue` first.
 async fn head_echo_backend(name: &'static str) -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -34,7 +35,25 @@ async fn head_echo_backend(name: &'static str) -> Result<SocketAddr> {
                         }
                         head.push_str(&line.to_ascii_lowercase());
                     }
-                    let body = format!("{name}\n{head}");
+                    if head.contains("expect: 100-continue\r\n")
+                        && reader
+                            .get_mut()
+                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut request_body = vec![0u8; length];
+                    if reader.read_exact(&mut request_body).await.is_err() {
+                        return;
+                    }
+                    let body = format!("{name}\n{head}body: {length}\n");
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
@@ -68,6 +87,11 @@ async fn echo_backend() -> Result<SocketAddr> {
 async fn get(tcp: &mut BufReader<TcpStream>, host: &str) -> Result<(u16, String)> {
     let request = format!("GET /page HTTP/1.1\r\nhost: {host}\r\nx-forwarded-for: 6.6.6.6\r\n\r\n");
     tcp.get_mut().write_all(request.as_bytes()).await?;
+    response(tcp).await
+}
+
+/// Reads one response: status code and body.
+async fn response(tcp: &mut BufReader<TcpStream>) -> Result<(u16, String)> {
     let mut status_line = String::new();
     tcp.read_line(&mut status_line).await?;
     let status: u16 = status_line
@@ -172,6 +196,21 @@ async fn visitors_reach_services_on_members_and_on_the_edge_itself() -> Result<(
         ensure!(status == 200, "{host}: {status} {body}");
     }
 
+    // Expect: 100-continue: the body is sent only after the interim answer arrives.
+    let mut visitor = visit(edge).await?;
+    visitor
+        .get_mut()
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: blog.example.com\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n")
+        .await?;
+    let mut interim = String::new();
+    visitor.read_line(&mut interim).await?;
+    ensure!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    let mut blank = String::new();
+    visitor.read_line(&mut blank).await?;
+    visitor.get_mut().write_all(b"hello").await?;
+    let (status, body) = response(&mut visitor).await?;
+    ensure!(status == 200 && body.ends_with("body: 5\n"), "{status} {body}");
+
     // Unknown host: 404 page naming it.
     let (status, body) = get(&mut visit(edge).await?, "nothing.example.com").await?;
     ensure!(status == 404 && body.contains("nothing.example.com"), "{status} {body}");
@@ -186,6 +225,50 @@ async fn visitors_reach_services_on_members_and_on_the_edge_itself() -> Result<(
     })
     .await?;
 
+    mesh.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_host_on_several_members_goes_to_the_least_busy_healthy_one() -> Result<()> {
+    let mesh = LocalMesh::with_nodes(3).await?;
+    let ids = mesh.ids();
+    mesh.converged(&ids).await?;
+    tunnels_up(&mesh, &ids[1..]).await?;
+    let edge = edge_http(&mesh).await?;
+    let spec = || RouteSpec::Http {
+        host: "app.example.com".into(),
+    };
+    publish(&mesh, 1, spec(), head_echo_backend("on n1").await?).await?;
+    publish(&mesh, 2, spec(), head_echo_backend("on n2").await?).await?;
+    eventually("the edge knows both members serve the host", CONVERGE, || async {
+        let hosts = mesh.routes(0).await?.iter().filter(|r| r.spec == spec()).count();
+        ensure!(hosts == 2, "{hosts} routes");
+        Ok(())
+    })
+    .await?;
+    // Each kept-alive visitor holds a stream to one member; the second visitor gets the other.
+    let mut first = visit(edge).await?;
+    let (_, a) = get(&mut first, "app.example.com").await?;
+    let mut second = visit(edge).await?;
+    let (_, b) = get(&mut second, "app.example.com").await?;
+    let served_by = |body: &str| body.lines().next().unwrap_or_default().to_string();
+    ensure!(served_by(&a) != served_by(&b), "both went to {}", served_by(&a));
+
+    // n2's service goes down: every request goes to n1.
+    let down = TcpListener::bind("127.0.0.1:0").await?.local_addr()?;
+    publish(&mesh, 2, spec(), down).await?;
+    eventually("n2's new target is known at the edge", CONVERGE, || async {
+        let rows = mesh.routes(0).await?;
+        ensure!(rows.iter().any(|r| r.target == down.to_string()));
+        Ok(())
+    })
+    .await?;
+    drop((first, second));
+    for _ in 0..5 {
+        let (status, body) = get(&mut visit(edge).await?, "app.example.com").await?;
+        ensure!(status == 200 && body.starts_with("on n1\n"), "{status} {body}");
+    }
     mesh.shutdown().await;
     Ok(())
 }

@@ -109,8 +109,14 @@ mod tests {
 
     #[test]
     fn hosts_lose_their_port_and_case() {
-        assert_eq!(request_host(&request("Blog.Example.com:8080")).as_deref(), Some("blog.example.com"));
-        assert_eq!(request_host(&request("blog.example.com")).as_deref(), Some("blog.example.com"));
+        assert_eq!(
+            request_host(&request("Blog.Example.com:8080")).as_deref(),
+            Some("blog.example.com")
+        );
+        assert_eq!(
+            request_host(&request("blog.example.com")).as_deref(),
+            Some("blog.example.com")
+        );
         assert_eq!(request_host(&request("bad_host")), None);
         let absolute = Request::builder()
             .uri("http://a.example.com/x")
@@ -122,7 +128,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go_and_upgrades_stay() {
         let mut headers = HeaderMap::new();
-        headers.insert("connection", HeaderValue::from_static("keep-alive, x-secret, Upgrade"));
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret, Upgrade"),
+        );
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert("upgrade", HeaderValue::from_static("websocket"));
@@ -142,12 +151,28 @@ mod tests {
     fn forwarding_headers_replace_what_the_visitor_sent() {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
-        set_forwarded(&mut headers, "198.18.0.50:4000".parse().unwrap(), "a.example.com", "http");
+        set_forwarded(
+            &mut headers,
+            "198.18.0.50:4000".parse().unwrap(),
+            "a.example.com",
+            "http",
+        );
         assert_eq!(headers["x-forwarded-for"], "198.18.0.50");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "a.example.com");
-        assert_eq!(headers["forwarded"], "for=198.18.0.50;host=a.example.com;proto=http");
-        set_forwarded(&mut headers, "[2001:db8::1]:4000".parse().unwrap(), "a.example.com", "http");
-        assert_eq!(headers["forwarded"], "for=\"[2001:db8::1]\";host=a.example.com;proto=http");
+        assert_eq!(
+            headers["forwarded"],
+            "for=198.18.0.50;host=a.example.com;proto=http"
+        );
+        set_forwarded(
+            &mut headers,
+            "[2001:db8::1]:4000".parse().unwrap(),
+            "a.example.com",
+            "http",
+        );
+        assert_eq!(
+            headers["forwarded"],
+            "for=\"[2001:db8::1]\";host=a.example.com;proto=http"
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 /// When a connection last moved a byte, shared between the I/O and its watchdog.
 #[derive(Debug, Clone)]
@@ -94,10 +94,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
@@ -143,7 +140,9 @@ mod tests {
         let (client, _server) = tokio::io::duplex(64);
         let mut watched = Watched::new(client, activity.clone());
         tokio::time::advance(Duration::from_secs(5)).await;
-        tokio::io::AsyncWriteExt::write_all(&mut watched, b"x").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut watched, b"x")
+            .await
+            .unwrap();
         let idle = activity.idle(Duration::from_secs(10));
         tokio::pin!(idle);
         // Written at 5 s, so idle at 15 s, not 10 s.

@@ -41,12 +41,7 @@ pub async fn bind_http(addr: &str) -> Result<TcpListener, IngressError> {
         addr: addr.to_string(),
         source,
     };
-    let parsed: SocketAddr = addr.parse().map_err(|e| {
-        bind_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{e}"),
-        ))
-    })?;
+    let parsed = crate::addrs::socket_addr(addr).map_err(bind_error)?;
     TcpListener::bind(parsed).await.map_err(bind_error)
 }
 

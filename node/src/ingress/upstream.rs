@@ -5,7 +5,7 @@
 //! a live tunnel), least outstanding streams first; one that fails before any payload (no
 //! route, target down) is skipped for the next, all within one connect deadline.
 
-use crate::tunnel::{target, OpenError, TunnelStream, Tunnels};
+use crate::tunnel::{target, OpenError, Outstanding, TunnelStream, Tunnels};
 use crate::view::ViewRx;
 use hearth_proto::route::RouteSpec;
 use hearth_proto::tunnel::StreamHeaderV1;
@@ -77,7 +77,7 @@ impl Upstreams {
                 let proxy = proxy_protocol.then_some((client, edge));
                 match target::connect(&target, left, proxy).await {
                     Ok(tcp) => {
-                        let guard = LocalGuard::new(self.local_outstanding.clone());
+                        let guard = Outstanding::new(self.local_outstanding.clone());
                         return Ok(Upstream::Local(tcp, guard));
                     }
                     Err(reason) => reasons.push(reason),
@@ -139,28 +139,11 @@ impl Upstreams {
     }
 }
 
-/// Counts a local upstream as outstanding until dropped.
-#[derive(Debug)]
-pub struct LocalGuard(Arc<AtomicUsize>);
-
-impl LocalGuard {
-    fn new(counter: Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
-    }
-}
-
-impl Drop for LocalGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// A connection to a route's target, direct or through a tunnel.
 #[derive(Debug)]
 pub enum Upstream {
     /// This edge hosts the route.
-    Local(TcpStream, LocalGuard),
+    Local(TcpStream, Outstanding),
     /// Another member hosts it.
     Tunnel(TunnelStream),
 }

@@ -45,17 +45,12 @@ impl TunnelSettings {
 
 /// Binds the endpoint's UDP socket, so the port is known before the node announces it.
 pub fn bind(addr: &str) -> Result<std::net::UdpSocket, TunnelError> {
-    let bind_error = |source| TunnelError::Bind {
-        addr: addr.to_string(),
-        source,
-    };
-    let parsed: SocketAddr = addr.parse().map_err(|e| {
-        bind_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{e}"),
-        ))
-    })?;
-    std::net::UdpSocket::bind(parsed).map_err(bind_error)
+    crate::addrs::socket_addr(addr)
+        .and_then(std::net::UdpSocket::bind)
+        .map_err(|source| TunnelError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Connection events from the tasks the actor spawns.
@@ -227,14 +222,14 @@ impl TunnelActor {
             {
                 continue;
             }
-            let config =
-                match tls::client_config(&self.credentials, *edge, self.transport.clone()) {
-                    Ok(config) => config,
-                    Err(e) => {
-                        warn!(error = %e, "cannot configure a tunnel dial");
-                        continue;
-                    }
-                };
+            let config = match tls::client_config(&self.credentials, *edge, self.transport.clone())
+            {
+                Ok(config) => config,
+                Err(e) => {
+                    warn!(error = %e, "cannot configure a tunnel dial");
+                    continue;
+                }
+            };
             self.dialing.insert(*edge, now);
             tokio::spawn(
                 dial(

@@ -159,7 +159,11 @@ impl Tunnels {
 
     /// Opens a stream to `node` for `header`, and waits for the member's answer. The caller
     /// bounds the wait.
-    pub async fn open(&self, node: &NodeId, header: StreamHeaderV1) -> Result<TunnelStream, OpenError> {
+    pub async fn open(
+        &self,
+        node: &NodeId,
+        header: StreamHeaderV1,
+    ) -> Result<TunnelStream, OpenError> {
         let (connection, outstanding) = self
             .link(node)
             .ok_or_else(|| OpenError::NoTunnel(node.short()))?;
@@ -192,12 +196,13 @@ impl Tunnels {
     }
 }
 
-/// Counts a stream as outstanding on its member until dropped.
+/// Counts a connection as outstanding on its member until dropped.
 #[derive(Debug)]
-struct Outstanding(Arc<AtomicUsize>);
+pub struct Outstanding(Arc<AtomicUsize>);
 
 impl Outstanding {
-    fn new(counter: Arc<AtomicUsize>) -> Self {
+    /// Counts one more on `counter`.
+    pub fn new(counter: Arc<AtomicUsize>) -> Self {
         counter.fetch_add(1, Ordering::Relaxed);
         Self(counter)
     }
@@ -242,10 +247,7 @@ impl AsyncWrite for TunnelStream {
         Pin::new(&mut self.send).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.send).poll_shutdown(cx)
     }
 }

@@ -39,7 +39,11 @@ pub(super) async fn serve_stream(
             return;
         }
     };
-    let route = ctx.view.borrow().local_route(&ctx.me, &header.spec).cloned();
+    let route = ctx
+        .view
+        .borrow()
+        .local_route(&ctx.me, &header.spec)
+        .cloned();
     let Some(route) = route else {
         let _ = write_frame(&mut send, &StreamReply::V1(StreamReplyV1::NoRoute)).await;
         let _ = send.finish();

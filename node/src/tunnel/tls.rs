@@ -76,8 +76,33 @@ pub fn node_id_of(cert: &CertificateDer<'_>) -> Result<NodeId, rustls::Error> {
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
         return Err(bad());
     }
-    let bytes: [u8; 32] = spki.subject_public_key.data.as_ref().try_into().map_err(|_| bad())?;
+    let bytes: [u8; 32] = spki
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| bad())?;
     NodeId::from_bytes(bytes).map_err(|_| bad())
+}
+
+/// Only TLS 1.3 is configured, so a TLS 1.2 signature never needs checking.
+fn tls12_refused() -> rustls::Error {
+    rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered)
+}
+
+/// The TLS 1.3 handshake signature, checked against the certificate's (the node's) key.
+fn verify_signature(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    verify_tls13_signature(
+        message,
+        cert,
+        dss,
+        &provider.signature_verification_algorithms,
+    )
 }
 
 fn refused() -> rustls::Error {
@@ -116,9 +141,7 @@ impl ClientCertVerifier for MemberClients {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(
@@ -127,12 +150,7 @@ impl ClientCertVerifier for MemberClients {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_signature(&self.provider, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -168,9 +186,7 @@ impl ServerCertVerifier for ExpectedServer {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(
@@ -179,12 +195,7 @@ impl ServerCertVerifier for ExpectedServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_signature(&self.provider, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
