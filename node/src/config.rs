@@ -129,7 +129,7 @@ impl Default for IngressConfig {
             max_head_bytes: 32 * 1024,
             header_read_timeout_ms: 10_000,
             idle_timeout_secs: 300,
-            connect_timeout_ms: 800,
+            connect_timeout_ms: 600,
         }
     }
 }

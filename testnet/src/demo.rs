@@ -1,13 +1,22 @@
 //! `hearth-testnet demo`: a running mesh to look at, until Ctrl-C.
 //!
-//! As root, a namespace lab: a public VPS, a home behind NAT, a home behind carrier-grade NAT
-//! and a client host, the mesh joined by invites. Without root, the same mesh of `hearthd`
-//! processes on 127.0.0.1. Either way everything is removed on Ctrl-C.
+//! As root, a namespace lab: a public VPS (the edge), a home behind NAT, a home behind
+//! carrier-grade NAT and a client host, the mesh joined by invites; a small web service on the
+//! home host is published as [`SITE`] and the demo prints how to reach it from the client
+//! host through the edge. Without root, the same mesh of `hearthd` processes on 127.0.0.1,
+//! the founder being the edge. Either way everything is removed on Ctrl-C.
 
 use crate::eventually::{eventually, CONVERGE};
-use crate::lab::{available, HostKind, Lab, LabMesh};
-use crate::procs::{Binaries, ProcMesh, ProcNode};
-use anyhow::{bail, Result};
+use crate::lab::{available, HostKind, Lab, LabMesh, LAB_CONVERGE};
+use crate::procs::{Binaries, ProcNode};
+use anyhow::{bail, Context, Result};
+use hearth_proto::NodeId;
+use std::time::Duration;
+
+/// The host name the demo publishes.
+pub const SITE: &str = "hello.hearth.test";
+/// Where the demo's web service listens on the home host.
+const LAB_BACKEND: &str = "127.0.0.1:8080";
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(nodes: usize) -> Result<()> {
@@ -45,6 +54,32 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
         mesh.connected("vps", name).await?;
     }
     show_members(bins, &mesh.nodes[0])?;
+    let _backend = mesh
+        .lab
+        .host("home")?
+        .serve(
+            &bins.testnet,
+            &["probe", "http-backend", LAB_BACKEND, "--name", "home"],
+        )
+        .await
+        .context("starting the web service on home")?;
+    let home = mesh.node("home")?;
+    home.publish(SITE, LAB_BACKEND, None).await?;
+    wait_routed(mesh.node("vps")?, home.status().await?.node, LAB_CONVERGE).await?;
+    let client = mesh.lab.host("client")?;
+    let edge = mesh.lab.host("vps")?.addr;
+    println!(
+        "{SITE} is published on home ({LAB_BACKEND}, behind NAT); from the client host, through the edge vps:"
+    );
+    println!(
+        "  ip netns exec {} curl -H 'Host: {SITE}' http://{edge}/",
+        client.ns
+    );
+    println!(
+        "  ip netns exec {} {} probe http http://{edge}/headers --host {SITE}      # without curl; shows X-Forwarded-For",
+        client.ns,
+        bins.testnet.display()
+    );
     println!("look inside (as root, in another terminal):");
     for node in &mesh.nodes {
         let host = mesh.lab.host(&node.name)?;
@@ -82,25 +117,84 @@ async fn loopback_demo(bins: &Binaries, nodes: usize) -> Result<()> {
         "starting a {nodes}-node mesh on 127.0.0.1 under {}",
         root.path().display()
     );
-    let mut mesh = ProcMesh::start(bins, root.path(), nodes).await?;
-    for node in &mesh.nodes {
+    let mut mesh = Vec::new();
+    let result = loopback_mesh(bins, root.path(), nodes, &mut mesh).await;
+    if result.is_ok() {
+        wait_for_ctrl_c().await?;
+    }
+    for node in &mut mesh {
+        node.kill().await;
+    }
+    result?;
+    println!("stopped; removed {}", root.path().display());
+    Ok(())
+}
+
+/// Starts the loopback mesh into `mesh` (so the caller stops whatever started), publishes
+/// the site and prints how to look at it.
+async fn loopback_mesh(
+    bins: &Binaries,
+    root: &std::path::Path,
+    nodes: usize,
+    mesh: &mut Vec<ProcNode>,
+) -> Result<()> {
+    // Until edge election exists, the founder is the edge.
+    let mut founder = ProcNode::new(bins, root.join("node0"), "node0").edge();
+    founder.init().await?;
+    founder.run().await?;
+    mesh.push(founder);
+    for i in 1..nodes.max(1) {
+        let name = format!("node{i}");
+        let mut node = ProcNode::new(bins, root.join(&name), &name);
+        node.join(&mesh[0].invite().await?).await?;
+        node.run().await?;
+        mesh.push(node);
+    }
+    for node in mesh.iter() {
         eventually(
             &format!("{} sees everyone", node.name),
             CONVERGE,
             || async {
                 let rows = node.members().await?;
                 let connected = rows.iter().filter(|r| r.connected).count();
-                if connected != nodes {
-                    bail!("{connected} of {nodes} connected");
+                if connected != mesh.len() {
+                    bail!("{connected} of {} connected", mesh.len());
                 }
                 Ok(())
             },
         )
         .await?;
     }
-    show_members(bins, &mesh.nodes[0])?;
+    show_members(bins, &mesh[0])?;
+    // The web service runs in this process; the last node (not the edge, if there are two or
+    // more) hosts the route, so requests cross a tunnel.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let backend = listener.local_addr()?;
+    let host = &mesh[mesh.len() - 1];
+    tokio::spawn(crate::backend::run(
+        listener,
+        host.name.clone(),
+        Duration::from_secs(24 * 3600),
+    ));
+    host.publish(SITE, &backend.to_string(), None).await?;
+    wait_routed(&mesh[0], host.status().await?.node, CONVERGE).await?;
+    let http = mesh[0]
+        .status()
+        .await?
+        .data_plane
+        .http_listen
+        .context("the edge reports no HTTP ingress")?;
+    println!(
+        "{SITE} is published on {} ({backend}); through the edge {}:",
+        host.name, mesh[0].name
+    );
+    println!("  curl -H 'Host: {SITE}' http://{http}/");
+    println!(
+        "  {} probe http http://{http}/headers --host {SITE}      # without curl",
+        bins.testnet.display()
+    );
     println!("look inside (in another terminal):");
-    for node in &mesh.nodes {
+    for node in mesh.iter() {
         println!(
             "  {} --socket {} status      # log: {}",
             bins.hearthctl.display(),
@@ -108,10 +202,26 @@ async fn loopback_demo(bins: &Binaries, nodes: usize) -> Result<()> {
             node.log_path().display()
         );
     }
-    wait_for_ctrl_c().await?;
-    mesh.stop().await;
-    println!("stopped; removed {}", root.path().display());
     Ok(())
+}
+
+/// Waits until `edge` stores the route to [`SITE`] and, unless it hosts it itself, has a live
+/// tunnel to `host`.
+async fn wait_routed(edge: &ProcNode, host: NodeId, within: Duration) -> Result<()> {
+    eventually(&format!("{} routes {SITE}", edge.name), within, || async {
+        let status = edge.status().await?;
+        let routed = edge
+            .routes()
+            .await?
+            .iter()
+            .any(|r| r.spec.to_string() == SITE);
+        let tunnel = status.node == host || status.data_plane.tunnels.contains(&host);
+        if !(routed && tunnel) {
+            bail!("route stored: {routed}, tunnel to the host: {tunnel}");
+        }
+        Ok(())
+    })
+    .await
 }
 
 fn show_members(bins: &Binaries, node: &ProcNode) -> Result<()> {

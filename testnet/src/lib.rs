@@ -6,14 +6,19 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod backend;
 pub mod bench;
+pub mod bench_dataplane;
 pub mod delay;
 pub mod demo;
 pub mod eventually;
 pub mod inject;
 pub mod lab;
 pub mod local;
+pub mod pattern;
 pub mod probe;
+pub mod tcp_echo;
+pub mod visitor;
 
 /// Unix milliseconds on this machine, the clock every lab node shares.
 pub fn clock_ms() -> u64 {

@@ -64,6 +64,9 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Requests/s, latency, download speed and memory: Hearth against direct, Caddy +
+    /// WireGuard and rathole, in one namespace lab (root; installs what it needs).
+    Dataplane,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,124 @@ enum Probe {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// HTTP/1.1 backend: /, /headers, POST /sha256, /bytes?n=N, /ws (WebSocket echo).
+    HttpBackend {
+        addr: SocketAddr,
+        #[arg(long)]
+        name: String,
+        /// Exit after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        lifetime_secs: u64,
+    },
+    /// TCP echo; with --proxy-v2, read a PROXY v2 header first and print its source.
+    TcpEcho {
+        addr: SocketAddr,
+        #[arg(long)]
+        proxy_v2: bool,
+        /// Exit after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        lifetime_secs: u64,
+    },
+    /// One HTTP request with a Host header; print status, size, sha256 and body.
+    Http(hearth_testnet::visitor::http::HttpArgs),
+    /// WebSocket echo of COUNT messages through URL.
+    WsEcho {
+        url: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 60_000)]
+        timeout_ms: u64,
+    },
+    /// Send a request head slowly; report when the server closes the connection.
+    Slowloris {
+        addr: SocketAddr,
+        #[arg(long)]
+        host: String,
+        /// One more byte every this many ms.
+        #[arg(long, default_value_t = 500)]
+        every_ms: u64,
+        /// Fail if still open after this many ms.
+        #[arg(long, default_value_t = 30_000)]
+        max_ms: u64,
+    },
+    /// Send BYTES through a TCP echo and check that they come back unchanged.
+    TcpRoundtrip {
+        addr: SocketAddr,
+        #[arg(long)]
+        bytes: u64,
+        #[arg(long, default_value_t = 60_000)]
+        timeout_ms: u64,
+    },
+    /// A GET that must be answered 502; report how long that took.
+    #[command(name = "time-502")]
+    Time502 {
+        url: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// A non-member dials an edge's tunnel and tries to open a stream; exit 1 if it can.
+    QuinnIntrude {
+        addr: SocketAddr,
+        #[arg(long)]
+        edge_id: hearth_proto::NodeId,
+        /// The route the stream asks for.
+        #[arg(long, default_value = "hello.hearth.test")]
+        host: String,
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+}
+
+/// The data-plane probes: services behind an edge and the visitors that use them.
+async fn visit(probe: Probe) -> Result<()> {
+    use hearth_testnet::{backend, tcp_echo, visitor};
+    let ms = Duration::from_millis;
+    match probe {
+        Probe::HttpBackend {
+            addr,
+            name,
+            lifetime_secs,
+        } => backend::serve(addr, name, Duration::from_secs(lifetime_secs)).await,
+        Probe::TcpEcho {
+            addr,
+            proxy_v2,
+            lifetime_secs,
+        } => tcp_echo::serve(addr, proxy_v2, Duration::from_secs(lifetime_secs)).await,
+        Probe::Http(args) => visitor::http::run(&args).await,
+        Probe::WsEcho {
+            url,
+            host,
+            count,
+            timeout_ms,
+        } => visitor::ws::echo(&url, &host, count, ms(timeout_ms)).await,
+        Probe::Slowloris {
+            addr,
+            host,
+            every_ms,
+            max_ms,
+        } => visitor::raw::slowloris(addr, &host, ms(every_ms), ms(max_ms)).await,
+        Probe::TcpRoundtrip {
+            addr,
+            bytes,
+            timeout_ms,
+        } => visitor::raw::tcp_roundtrip(addr, bytes, ms(timeout_ms)).await,
+        Probe::Time502 {
+            url,
+            host,
+            timeout_ms,
+        } => visitor::http::time_502(&url, &host, ms(timeout_ms)).await,
+        Probe::QuinnIntrude {
+            addr,
+            edge_id,
+            host,
+            timeout_ms,
+        } => visitor::intrude::intrude(addr, edge_id, &host, ms(timeout_ms)).await,
+        other => anyhow::bail!("{other:?} is not a data-plane probe"),
+    }
 }
 
 #[tokio::main]
@@ -126,6 +247,7 @@ async fn main() -> Result<()> {
             Probe::UdpAsk { addr, timeout_ms } => {
                 probe::udp_ask(addr, Duration::from_millis(timeout_ms)).await
             }
+            other => visit(other).await,
         },
         Cmd::Demo { nodes } => hearth_testnet::demo::run(nodes).await,
         Cmd::Bench {
@@ -140,5 +262,9 @@ async fn main() -> Result<()> {
             which: Bench::LabFormation { runs },
             out,
         } => hearth_testnet::bench::lab_formation(runs, &out).await,
+        Cmd::Bench {
+            which: Bench::Dataplane,
+            out,
+        } => hearth_testnet::bench_dataplane::run(&out).await,
     }
 }

@@ -59,12 +59,16 @@ pub struct ProcNode {
     bins: Binaries,
     child: Option<Child>,
     netns: Option<String>,
+    edge: bool,
 }
 
 /// Listen addresses of a node on loopback: random ports, so many fit on one machine.
 const LOOPBACK_LISTEN: &str = "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0";
 /// Listen addresses of a node alone in a lab host: the default ports on every interface.
 const HOST_LISTEN: &str = "/ip4/0.0.0.0/udp/7700/quic-v1,/ip4/0.0.0.0/tcp/7700";
+/// Data-plane and HTTP ingress addresses on loopback, and alone in a lab host.
+const LOOPBACK_DATA: (&str, &str) = ("127.0.0.1:0", "127.0.0.1:0");
+const HOST_DATA: (&str, &str) = ("0.0.0.0:7701", "0.0.0.0:80");
 
 impl ProcNode {
     /// A node on loopback that will live in `dir`.
@@ -75,7 +79,14 @@ impl ProcNode {
             bins: bins.clone(),
             child: None,
             netns: None,
+            edge: false,
         }
+    }
+
+    /// Makes the node an edge (`edge = "always"`): it serves HTTP and TCP routes.
+    pub fn edge(mut self) -> Self {
+        self.edge = true;
+        self
     }
 
     /// A node inside network namespace `ns` (a lab host), on the default ports.
@@ -85,17 +96,24 @@ impl ProcNode {
     }
 
     fn command(&self) -> Command {
-        let (mut cmd, listen) = match &self.netns {
+        let (mut cmd, listen, (tunnel, http)) = match &self.netns {
             Some(ns) => {
                 let mut cmd = Command::new("ip");
                 cmd.args(["netns", "exec", ns]).arg(&self.bins.hearthd);
-                (cmd, HOST_LISTEN)
+                (cmd, HOST_LISTEN, HOST_DATA)
             }
-            None => (Command::new(&self.bins.hearthd), LOOPBACK_LISTEN),
+            None => (
+                Command::new(&self.bins.hearthd),
+                LOOPBACK_LISTEN,
+                LOOPBACK_DATA,
+            ),
         };
         cmd.arg("--data-dir")
             .arg(&self.dir)
             .env("HEARTH_LISTEN", listen)
+            .env("HEARTH_TUNNEL_LISTEN", tunnel)
+            .env("HEARTH_HTTP_LISTEN", http)
+            .env("HEARTH_EDGE", if self.edge { "always" } else { "never" })
             .env("HEARTH_NAME", &self.name)
             .kill_on_drop(true);
         cmd
@@ -111,6 +129,11 @@ impl ProcNode {
     /// Whether `hearthd run` was started and not killed.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The process id of `hearthd run`, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// The log file of `hearthd run`.
@@ -199,7 +222,7 @@ impl ProcNode {
     /// Its status.
     pub async fn status(&self) -> Result<hearth_proto::api::StatusV1> {
         match self.call(CommandV1::Status).await? {
-            ResponseV1::Status(status) => Ok(status),
+            ResponseV1::Status(status) => Ok(*status),
             other => bail!("{}: {other:?}", self.name),
         }
     }
@@ -218,10 +241,25 @@ impl ProcNode {
             spec: hearth_proto::route::RouteSpec::Http { host: host.into() },
             target: target.into(),
             node: on.map(String::from),
+            proxy_protocol: false,
         };
         match self.call(command).await? {
             ResponseV1::Published(_) => Ok(()),
             other => bail!("{}: publish {host}: {other:?}", self.name),
+        }
+    }
+
+    /// Publishes a raw TCP route: `port` on the edges leads to `target` on this node.
+    pub async fn publish_tcp(&self, port: u16, target: &str, proxy_protocol: bool) -> Result<()> {
+        let command = CommandV1::Publish {
+            spec: hearth_proto::route::RouteSpec::Tcp { port },
+            target: target.into(),
+            node: None,
+            proxy_protocol,
+        };
+        match self.call(command).await? {
+            ResponseV1::Published(_) => Ok(()),
+            other => bail!("{}: publish tcp/{port}: {other:?}", self.name),
         }
     }
 

@@ -58,7 +58,12 @@ async fn head_echo_backend(name: &'static str) -> Result<SocketAddr> {
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
                     );
-                    if reader.get_mut().write_all(response.as_bytes()).await.is_err() {
+                    if reader
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -146,11 +151,18 @@ async fn publish(mesh: &LocalMesh, on: usize, spec: RouteSpec, target: SocketAdd
 
 /// Waits until the edge has a tunnel from each of `members`.
 async fn tunnels_up(mesh: &LocalMesh, members: &[NodeId]) -> Result<()> {
-    eventually("the edge has tunnels from every member", CONVERGE, || async {
-        let tunnels = mesh.status(0).await?.data_plane.tunnels;
-        ensure!(members.iter().all(|m| tunnels.contains(m)), "tunnels {tunnels:?}");
-        Ok(())
-    })
+    eventually(
+        "the edge has tunnels from every member",
+        CONVERGE,
+        || async {
+            let tunnels = mesh.status(0).await?.data_plane.tunnels;
+            ensure!(
+                members.iter().all(|m| tunnels.contains(m)),
+                "tunnels {tunnels:?}"
+            );
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -173,25 +185,51 @@ async fn visitors_reach_services_on_members_and_on_the_edge_itself() -> Result<(
     let edge = edge_http(&mesh).await?;
 
     let remote = head_echo_backend("on n1").await?;
-    publish(&mesh, 1, RouteSpec::Http { host: "blog.example.com".into() }, remote).await?;
+    publish(
+        &mesh,
+        1,
+        RouteSpec::Http {
+            host: "blog.example.com".into(),
+        },
+        remote,
+    )
+    .await?;
     let local = head_echo_backend("on n0").await?;
-    publish(&mesh, 0, RouteSpec::Http { host: "home.example.com".into() }, local).await?;
+    publish(
+        &mesh,
+        0,
+        RouteSpec::Http {
+            host: "home.example.com".into(),
+        },
+        local,
+    )
+    .await?;
 
     let body = served(edge, "blog.example.com").await?;
     ensure!(body.starts_with("on n1\n"), "{body}");
     // The visitor's claim is replaced by what the edge saw.
     ensure!(body.contains("x-forwarded-for: 127.0.0.1\r\n"), "{body}");
     ensure!(body.contains("x-forwarded-proto: http\r\n"), "{body}");
-    ensure!(body.contains("x-forwarded-host: blog.example.com\r\n"), "{body}");
+    ensure!(
+        body.contains("x-forwarded-host: blog.example.com\r\n"),
+        "{body}"
+    );
     ensure!(
         body.contains("forwarded: for=127.0.0.1;host=blog.example.com;proto=http\r\n"),
         "{body}"
     );
-    ensure!(served(edge, "home.example.com").await?.starts_with("on n0\n"));
+    ensure!(served(edge, "home.example.com")
+        .await?
+        .starts_with("on n0\n"));
 
     // Keep-alive: several requests, for both hosts, on one visitor connection.
     let mut visitor = visit(edge).await?;
-    for host in ["blog.example.com", "blog.example.com", "home.example.com", "blog.example.com"] {
+    for host in [
+        "blog.example.com",
+        "blog.example.com",
+        "home.example.com",
+        "blog.example.com",
+    ] {
         let (status, body) = get(&mut visitor, host).await?;
         ensure!(status == 200, "{host}: {status} {body}");
     }
@@ -209,15 +247,29 @@ async fn visitors_reach_services_on_members_and_on_the_edge_itself() -> Result<(
     visitor.read_line(&mut blank).await?;
     visitor.get_mut().write_all(b"hello").await?;
     let (status, body) = response(&mut visitor).await?;
-    ensure!(status == 200 && body.ends_with("body: 5\n"), "{status} {body}");
+    ensure!(
+        status == 200 && body.ends_with("body: 5\n"),
+        "{status} {body}"
+    );
 
     // Unknown host: 404 page naming it.
     let (status, body) = get(&mut visit(edge).await?, "nothing.example.com").await?;
-    ensure!(status == 404 && body.contains("nothing.example.com"), "{status} {body}");
+    ensure!(
+        status == 404 && body.contains("nothing.example.com"),
+        "{status} {body}"
+    );
 
     // Target down: 502, and the connection still answers.
     let closed = TcpListener::bind("127.0.0.1:0").await?.local_addr()?;
-    publish(&mesh, 2, RouteSpec::Http { host: "down.example.com".into() }, closed).await?;
+    publish(
+        &mesh,
+        2,
+        RouteSpec::Http {
+            host: "down.example.com".into(),
+        },
+        closed,
+    )
+    .await?;
     eventually("down.example.com answers 502", CONVERGE, || async {
         let (status, body) = get(&mut visit(edge).await?, "down.example.com").await?;
         ensure!(status == 502, "{status} {body}");
@@ -241,11 +293,20 @@ async fn a_host_on_several_members_goes_to_the_least_busy_healthy_one() -> Resul
     };
     publish(&mesh, 1, spec(), head_echo_backend("on n1").await?).await?;
     publish(&mesh, 2, spec(), head_echo_backend("on n2").await?).await?;
-    eventually("the edge knows both members serve the host", CONVERGE, || async {
-        let hosts = mesh.routes(0).await?.iter().filter(|r| r.spec == spec()).count();
-        ensure!(hosts == 2, "{hosts} routes");
-        Ok(())
-    })
+    eventually(
+        "the edge knows both members serve the host",
+        CONVERGE,
+        || async {
+            let hosts = mesh
+                .routes(0)
+                .await?
+                .iter()
+                .filter(|r| r.spec == spec())
+                .count();
+            ensure!(hosts == 2, "{hosts} routes");
+            Ok(())
+        },
+    )
     .await?;
     // Each kept-alive visitor holds a stream to one member; the second visitor gets the other.
     let mut first = visit(edge).await?;
@@ -253,7 +314,11 @@ async fn a_host_on_several_members_goes_to_the_least_busy_healthy_one() -> Resul
     let mut second = visit(edge).await?;
     let (_, b) = get(&mut second, "app.example.com").await?;
     let served_by = |body: &str| body.lines().next().unwrap_or_default().to_string();
-    ensure!(served_by(&a) != served_by(&b), "both went to {}", served_by(&a));
+    ensure!(
+        served_by(&a) != served_by(&b),
+        "both went to {}",
+        served_by(&a)
+    );
 
     // n2's service goes down: every request goes to n1.
     let down = TcpListener::bind("127.0.0.1:0").await?.local_addr()?;
@@ -267,7 +332,10 @@ async fn a_host_on_several_members_goes_to_the_least_busy_healthy_one() -> Resul
     drop((first, second));
     for _ in 0..5 {
         let (status, body) = get(&mut visit(edge).await?, "app.example.com").await?;
-        ensure!(status == 200 && body.starts_with("on n1\n"), "{status} {body}");
+        ensure!(
+            status == 200 && body.starts_with("on n1\n"),
+            "{status} {body}"
+        );
     }
     mesh.shutdown().await;
     Ok(())
@@ -340,7 +408,15 @@ async fn non_members_cannot_open_a_tunnel_and_revoked_members_lose_theirs() -> R
 
     // A route the edge serves itself, so a stream for it gets an answer from the edge.
     let backend = head_echo_backend("on n0").await?;
-    publish(&mesh, 0, RouteSpec::Http { host: "a.example.com".into() }, backend).await?;
+    publish(
+        &mesh,
+        0,
+        RouteSpec::Http {
+            host: "a.example.com".into(),
+        },
+        backend,
+    )
+    .await?;
     eventually("the edge knows its route", CONVERGE, || async {
         ensure!(!mesh.routes(0).await?.is_empty());
         Ok(())
@@ -357,19 +433,32 @@ async fn non_members_cannot_open_a_tunnel_and_revoked_members_lose_theirs() -> R
     // ...and none with a stranger's key: the handshake or the first stream fails.
     let stranger = hearth_proto::NodeKey::generate();
     let refused = open_stream(&stranger, ids[0], tunnel).await;
-    ensure!(refused.is_err(), "a non-member opened a stream: {refused:?}");
+    ensure!(
+        refused.is_err(),
+        "a non-member opened a stream: {refused:?}"
+    );
 
     // Revoking n2 closes its tunnel on the edge.
-    match mesh.call(0, CommandV1::Revoke { node: "n2".into() }).await? {
+    match mesh
+        .call(0, CommandV1::Revoke { node: "n2".into() })
+        .await?
+    {
         ResponseV1::Revoked { .. } => {}
         other => bail!("revoke: {other:?}"),
     }
-    eventually("the revoked member's tunnel is closed", CONVERGE, || async {
-        let tunnels = mesh.status(0).await?.data_plane.tunnels;
-        ensure!(!tunnels.contains(&ids[2]), "tunnels {tunnels:?}");
-        ensure!(tunnels.contains(&ids[1]), "n1 lost its tunnel too: {tunnels:?}");
-        Ok(())
-    })
+    eventually(
+        "the revoked member's tunnel is closed",
+        CONVERGE,
+        || async {
+            let tunnels = mesh.status(0).await?.data_plane.tunnels;
+            ensure!(!tunnels.contains(&ids[2]), "tunnels {tunnels:?}");
+            ensure!(
+                tunnels.contains(&ids[1]),
+                "n1 lost its tunnel too: {tunnels:?}"
+            );
+            Ok(())
+        },
+    )
     .await?;
     mesh.shutdown().await;
     Ok(())

@@ -60,8 +60,8 @@ impl LabMesh {
 
     fn new_node(&self, host: &str) -> Result<ProcNode> {
         let host = self.lab.host(host)?;
-        let node =
-            ProcNode::new(&self.bins, self.dir.path().join(&host.name), &host.name).in_netns(&host.ns);
+        let node = ProcNode::new(&self.bins, self.dir.path().join(&host.name), &host.name)
+            .in_netns(&host.ns);
         // Until edge election exists, the public hosts are the edges.
         Ok(if host.kind == HostKind::Public {
             node.edge()

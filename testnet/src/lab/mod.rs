@@ -10,6 +10,7 @@
 mod cmd;
 mod exec;
 mod faults;
+mod forward;
 mod guard;
 mod mesh;
 mod topology;

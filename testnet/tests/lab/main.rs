@@ -3,6 +3,7 @@
 //! `cargo test -p hearth-testnet --test lab`.
 #![allow(clippy::unwrap_used)]
 
+mod dataplane;
 mod store;
 
 use anyhow::Result;

@@ -1,0 +1,84 @@
+//! The Hearth path: the home node publishes an HTTP route to nginx; the client asks the edge
+//! (the VPS node) by Host header, which proxies through the home node's quinn tunnel.
+
+use super::measure::{wait_ok, Target};
+use super::nginx;
+use crate::lab::{Host, LabMesh};
+use anyhow::{bail, Context, Result};
+use std::time::{Duration, Instant};
+
+/// The name the route is published under.
+pub const ROUTE_HOST: &str = "bench.hearth.test";
+
+/// Where a client reaches the route: the edge's HTTP ingress, with the route's Host header.
+pub fn target(vps: &Host) -> Target {
+    Target {
+        base: format!("http://{}", vps.addr),
+        host_header: Some(ROUTE_HOST.into()),
+    }
+}
+
+/// Publishes the route on the `home` node, waits until the `vps` edge has a live tunnel to
+/// it and stores the route, then until the client gets the small file through it.
+pub async fn publish(mesh: &LabMesh, client: &Host) -> Result<()> {
+    let (vps, home) = (mesh.node("vps")?, mesh.node("home")?);
+    let home_id = hearth_node::identity::load(&home.dir)?.id();
+    home.publish(ROUTE_HOST, &format!("127.0.0.1:{}", nginx::PORT), None)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = vps.status().await?;
+        let routed = vps
+            .routes()
+            .await?
+            .iter()
+            .any(|r| r.spec.to_string() == ROUTE_HOST);
+        let tunnel = status.data_plane.tunnels.contains(&home_id);
+        if routed && tunnel {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after 60 s the edge has route: {routed}, tunnel to home: {tunnel} \
+                 (data plane: {:?})",
+                status.data_plane
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let vps_host = mesh.lab.host("vps")?;
+    wait_ok(
+        client,
+        &target(vps_host),
+        nginx::SMALL,
+        Duration::from_secs(20),
+    )
+    .await
+    .context("the route through the edge")
+}
+
+/// Prints the end of every node's log (when the path did not come up).
+pub fn print_log_tails(mesh: &LabMesh) {
+    for node in &mesh.nodes {
+        eprintln!("--- {} log ---\n{}", node.name, node.log_tail(25));
+    }
+}
+
+/// Prints how many warnings and errors each node logged during the run, and the first few.
+pub fn report_log_warnings(mesh: &LabMesh) {
+    for node in &mesh.nodes {
+        let log = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+        let bad: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        if !bad.is_empty() {
+            eprintln!(
+                "hearthd on {} logged {} warnings or errors; the first:\n{}",
+                node.name,
+                bad.len(),
+                bad[..bad.len().min(5)].join("\n")
+            );
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `hearth-testnet bench dataplane`: one namespace lab, one nginx on the home host, and side
+//! by side, from the same client host: direct (a DNAT port forward on the home router), Hearth
+//! (edge HTTP ingress → quinn tunnel → home node), the seed stack (Caddy on the VPS through a
+//! wireguard-go tunnel) and rathole (TCP and noise transports). Writes its section of
+//! docs/benchmarks.md.
+//!
+//! Everything runs inside the lab's namespaces on 198.18.0.0/15 and loopback; every load is
+//! bounded in time; every process and namespace is removed when the run ends, fails or is
+//! interrupted with Ctrl-C.
+
+mod daemon;
+mod hearth;
+mod install;
+mod measure;
+mod nginx;
+mod rathole;
+mod report;
+mod rounds;
+mod seed;
+
+use crate::lab::{HostKind, Lab, LabMesh};
+use crate::procs::Binaries;
+use anyhow::{bail, Context, Result};
+use daemon::Daemon;
+use measure::{rss_by_host, wait_ok, Target};
+use report::{Column, Rss};
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs the benchmark and writes its section of `out`.
+pub async fn run(out: &Path) -> Result<()> {
+    crate::lab::available()?;
+    let tools = tokio::task::spawn_blocking(install::ensure).await??;
+    let rathole = tools.rathole.clone();
+    let versions = tokio::task::spawn_blocking(move || install::versions(&rathole)).await?;
+    tokio::select! {
+        result = bench(&tools, &versions, out) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; the lab and its processes are removed"),
+    }
+}
+
+async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()> {
+    let bins = Binaries::locate()?;
+    let load = load_average();
+    let dir = tempfile::Builder::new()
+        .prefix("hearth-bench-dataplane")
+        .tempdir()?;
+    let lab = Lab::builder()
+        .host("vps", HostKind::Public)
+        .host("home", HostKind::Home)
+        .host("client", HostKind::Client)
+        .build()?;
+    // Declared first, dropped last: every daemon below is killed before the namespaces go.
+    let mesh = LabMesh::start_on(lab, &bins, &["vps", "home"]).await?;
+    let host = |name: &str| mesh.lab.host(name).cloned();
+    let (vps, home, client) = (host("vps")?, host("home")?, host("client")?);
+    let backend = nginx::start(&home, dir.path()).await?;
+
+    let forwarded = mesh.lab.forward_port("home", nginx::PORT)?;
+    let direct = Target {
+        base: format!("http://{forwarded}"),
+        host_header: None,
+    };
+    wait_ok(&client, &direct, nginx::SMALL, Duration::from_secs(10))
+        .await
+        .context("the port forward")?;
+    let hearth_ready = hearth::publish(&mesh, &client).await;
+    if let Err(e) = &hearth_ready {
+        eprintln!("hearth path not ready: {e:#}");
+        hearth::print_log_tails(&mesh);
+    }
+    let seed = seed::start(&vps, &home, &client, dir.path()).await?;
+    let rat_tcp = rathole::start(
+        &tools.rathole,
+        rathole::Transport::Tcp,
+        &vps,
+        &home,
+        &client,
+        dir.path(),
+    )
+    .await?;
+    let rat_noise = rathole::start(
+        &tools.rathole,
+        rathole::Transport::Noise,
+        &vps,
+        &home,
+        &client,
+        dir.path(),
+    )
+    .await?;
+
+    let hearth_pids = |mesh: &LabMesh| -> Result<Vec<(String, u32)>> {
+        mesh.nodes
+            .iter()
+            .map(|n| Ok((n.name.clone(), n.pid().context("hearthd is not running")?)))
+            .collect()
+    };
+    let pids = hearth_pids(&mesh)?;
+    let daemon_pids = |d: &[(&str, &Daemon)]| -> Result<Vec<(String, u32)>> {
+        d.iter()
+            .map(|(h, d)| Ok((h.to_string(), d.pid()?)))
+            .collect()
+    };
+    let seed_pids = daemon_pids(&[
+        ("vps", &seed.caddy),
+        ("vps", &seed.wg_vps),
+        ("home", &seed.wg_home),
+    ])?;
+    let tcp_pids = daemon_pids(&[("vps", &rat_tcp.server), ("home", &rat_tcp.client)])?;
+    let noise_pids = daemon_pids(&[("vps", &rat_noise.server), ("home", &rat_noise.client)])?;
+    // Direct first, then one entry per tunnel: heading, target, its processes.
+    let paths = [
+        ("direct (DNAT on the home router)", direct, Vec::new()),
+        ("Hearth (edge → quinn tunnel)", hearth::target(&vps), pids),
+        ("Caddy + wireguard-go (seed)", seed::target(&vps), seed_pids),
+        (
+            "rathole, TCP",
+            rathole::target(&vps, rathole::Transport::Tcp),
+            tcp_pids,
+        ),
+        (
+            "rathole, noise",
+            rathole::target(&vps, rathole::Transport::Noise),
+            noise_pids,
+        ),
+    ];
+    let groups: Vec<Vec<(String, u32)>> = paths[1..].iter().map(|(_, _, p)| p.clone()).collect();
+    let before: Vec<Rss> = groups.iter().map(|p| rss_by_host(p)).collect();
+    // Only the Hearth path may have failed to come up; the others fail the run.
+    let ready = [Ok(()), hearth_ready, Ok(()), Ok(()), Ok(())];
+    let names: Vec<&'static str> = paths.iter().map(|(name, _, _)| *name).collect();
+    let to_measure = paths
+        .into_iter()
+        .zip(ready)
+        .map(|((_, target, pids), ready)| (rounds::Path { target, pids }, ready))
+        .collect();
+    let mut columns: Vec<Column> = names
+        .into_iter()
+        .zip(rounds::measure_all(&client, to_measure).await)
+        .map(|(name, result)| Column::new(name, result))
+        .collect();
+    // Let connections close and buffers drain before reading idle memory again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<Rss> = groups.iter().map(|p| rss_by_host(p)).collect();
+    for (column, (b, a)) in columns[1..].iter_mut().zip(before.into_iter().zip(after)) {
+        column.rss = Some((b, a));
+    }
+    hearth::report_log_warnings(&mesh);
+    drop((rat_noise, rat_tcp, seed, backend));
+
+    let body = report::render(&columns, versions, &load);
+    crate::bench::write_section(out, "dataplane", &body)?;
+    println!("{}", report::console(&columns));
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The 1-minute load average of this machine (other work on it skews every figure).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
