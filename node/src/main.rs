@@ -7,11 +7,6 @@ use hearth_node::identity::default_name;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// mimalloc: measured faster than the system allocator for the proxy's many short-lived
-/// buffers, and it hands freed memory back to the OS soon after a burst (idle RSS).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The Hearth node daemon.
 #[derive(Debug, Parser)]
 #[command(

@@ -6,7 +6,6 @@ use super::headers::{request_host, set_forwarded, strip_hop_by_hop, upgrade_of};
 use super::idle::{Activity, Watched};
 use super::pages;
 use super::upstream::{UpstreamError, Upstreams};
-use crate::tunnel::SPLICE_BUFFER;
 use bytes::Bytes;
 use hearth_proto::route::RouteSpec;
 use http_body_util::combinators::BoxBody;
@@ -222,7 +221,7 @@ async fn splice_upgrade(
     let mut target = TokioIo::new(target);
     // The visitor's socket is still watched underneath the upgrade.
     tokio::select! {
-        result = tokio::io::copy_bidirectional_with_sizes(&mut visitor, &mut target, SPLICE_BUFFER, SPLICE_BUFFER) => {
+        result = tokio::io::copy_bidirectional(&mut visitor, &mut target) => {
             if let Err(e) = result {
                 debug!(error = %e, "upgraded connection ended");
             }

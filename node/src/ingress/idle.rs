@@ -1,7 +1,6 @@
 //! Idle timeouts: a wrapper that notes the time of the last byte in either direction, and a
 //! watchdog that resolves once a connection has been silent for too long.
 
-use crate::tunnel::SPLICE_BUFFER;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -126,7 +125,7 @@ where
     let mut a = Watched::new(a, activity.clone());
     let mut b = b;
     tokio::select! {
-        result = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, SPLICE_BUFFER, SPLICE_BUFFER) => result.map(|_| ()),
+        result = tokio::io::copy_bidirectional(&mut a, &mut b) => result.map(|_| ()),
         _ = activity.idle(idle) => Ok(()),
     }
 }

@@ -12,7 +12,6 @@ pub mod target;
 pub mod tls;
 
 pub use actor::{bind, TunnelActor, TunnelSettings};
-pub use serve::SPLICE_BUFFER;
 
 use frame::{read_frame, write_frame, FrameIoError};
 use hearth_proto::tunnel::{StreamHeader, StreamHeaderV1, StreamReply, StreamReplyV1};

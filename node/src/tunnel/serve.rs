@@ -18,10 +18,6 @@ pub(super) struct ServeContext {
     pub(super) status: DataPlaneStatus,
 }
 
-/// Copy buffer per direction of a splice: large writes keep the per-write cost of the QUIC
-/// stream (a lock and a wake-up of the connection driver) off the per-byte path.
-pub const SPLICE_BUFFER: usize = 64 * 1024;
-
 /// How long an opened stream may take to send its header.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -72,14 +68,7 @@ pub(super) async fn serve_stream(
     }
     let _open = ctx.status.stream_opened();
     let mut tunnel = tokio::io::join(recv, send);
-    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
-        &mut tunnel,
-        &mut tcp,
-        SPLICE_BUFFER,
-        SPLICE_BUFFER,
-    )
-    .await
-    {
+    if let Err(e) = tokio::io::copy_bidirectional(&mut tunnel, &mut tcp).await {
         debug!(spec = %header.spec, error = %e, "splice ended");
     }
 }
