@@ -22,8 +22,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (unit, in-process and lab tests)"
+echo "== cargo test (unit, in-process, lab and Docker tests)"
 cargo build --workspace --bins --locked
+# The Docker tests' image is FROM scratch: its service must be a static binary.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build -p hearth-testsrv --release \
+  --target x86_64-unknown-linux-gnu --locked
 # As root the namespace labs can run, so they must: a lab test that cannot run fails instead
 # of skipping. Elsewhere they print why they skip. Run only the labs with
 # `cargo test -p hearth-testnet --test lab`.

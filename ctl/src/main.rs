@@ -72,8 +72,21 @@ enum Cmd {
         #[command(flatten)]
         route: RouteArg,
         /// Where the hosting member connects, e.g. 127.0.0.1:2368, [::1]:80 or gitea:3000.
-        #[arg(long, value_name = "ADDR:PORT", value_parser = parse_target)]
-        to: String,
+        #[arg(
+            long,
+            value_name = "ADDR:PORT",
+            value_parser = parse_target,
+            required_unless_present = "container",
+            conflicts_with = "container"
+        )]
+        to: Option<String>,
+        /// Instead of --to: a Docker container on this node; the route follows its address
+        /// and is withdrawn while it is stopped or unhealthy.
+        #[arg(long, value_name = "NAME", requires = "port", conflicts_with = "node")]
+        container: Option<String>,
+        /// With --container: the port inside the container.
+        #[arg(long, value_name = "PORT", value_parser = parse_port, requires = "container")]
+        port: Option<u16>,
         /// Hosting member: name, id or unique id prefix; default this node (others: admins only).
         #[arg(long, value_name = "NODE")]
         node: Option<String>,
@@ -132,12 +145,24 @@ impl Cmd {
             Cmd::Dial { addr } => CommandV1::Dial { addr },
             Cmd::Publish {
                 route,
+                container: Some(container),
+                port,
+                ..
+            } => CommandV1::PublishContainer {
+                spec: route.into_spec(),
+                container,
+                // clap requires --port with --container.
+                port: port.unwrap_or_default(),
+            },
+            Cmd::Publish {
+                route,
                 to,
                 node,
                 proxy_protocol,
+                ..
             } => CommandV1::Publish {
                 spec: route.into_spec(),
-                target: to,
+                target: to.unwrap_or_default(),
                 node,
                 proxy_protocol,
             },
@@ -170,6 +195,11 @@ fn render_text(response: &ResponseV1) -> String {
         ResponseV1::Revoked { node, name } => render::revoked(node, name),
         ResponseV1::Dialing { addr } => render::dialing(addr),
         ResponseV1::Published(row) => render::published(row),
+        ResponseV1::Following {
+            spec,
+            container,
+            port,
+        } => render::following(spec, container, *port),
         ResponseV1::Unpublished { spec, node } => render::unpublished(spec, node),
         ResponseV1::Routes(rows) => render::routes(rows, now_ms()),
         ResponseV1::Error(e) => format!("error: {}\n", e.message),

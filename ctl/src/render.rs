@@ -94,6 +94,16 @@ pub fn status(s: &StatusV1) -> String {
         0 => "none".to_string(),
         n => format!("{n} ({})", short_ids(&s.peers_connected)),
     };
+    let docker = if s.docker.available {
+        format!(
+            "available ({}), {} container route{}",
+            clean(&s.docker.detail),
+            s.docker.routes,
+            if s.docker.routes == 1 { "" } else { "s" }
+        )
+    } else {
+        format!("unavailable: {}", clean(&s.docker.detail))
+    };
     let dp = &s.data_plane;
     let tunnels = match dp.tunnels.len() {
         0 => "none".to_string(),
@@ -130,6 +140,7 @@ pub fn status(s: &StatusV1) -> String {
         ),
         ("tunnels", tunnels),
         ("open streams", dp.open_streams.to_string()),
+        ("docker", docker),
         ("records", s.records.to_string()),
         (
             "store digest",
@@ -234,16 +245,24 @@ pub fn routes(rows: &[RouteRowV1], now_ms: u64) -> String {
             vec![
                 clean(&r.spec.to_string()),
                 node_label(&r.node, &r.node_name),
-                if r.proxy_protocol {
-                    format!("{} (PROXY v2)", clean(&r.target))
-                } else {
-                    clean(&r.target)
-                },
+                target_label(r),
                 compact(now_ms.saturating_sub(r.updated_ms) / 1000),
             ]
         })
         .collect();
     table(&["ROUTE", "NODE", "TARGET", "AGE"], body)
+}
+
+/// A route's target with what it follows and how it is reached.
+fn target_label(r: &RouteRowV1) -> String {
+    let mut label = clean(&r.target);
+    if let Some(container) = &r.container {
+        label.push_str(&format!(" (container {})", clean(container)));
+    }
+    if r.proxy_protocol {
+        label.push_str(" (PROXY v2)");
+    }
+    label
 }
 
 /// `hearthctl publish`.
@@ -253,6 +272,15 @@ pub fn published(row: &RouteRowV1) -> String {
         clean(&row.spec.to_string()),
         clean(&row.target),
         node_label(&row.node, &row.node_name),
+    )
+}
+
+/// `hearthctl publish --container`.
+pub fn following(spec: &RouteSpec, container: &str, port: u16) -> String {
+    format!(
+        "{} follows container {}, port {port}: published while it runs (and is healthy), withdrawn otherwise; see `hearthctl routes`\n",
+        clean(&spec.to_string()),
+        clean(container),
     )
 }
 
@@ -321,6 +349,7 @@ mod tests {
             uptime_secs: 5_400,
             version: "0.1.0".into(),
             data_plane: Default::default(),
+            docker: Default::default(),
         }
     }
 
@@ -511,6 +540,7 @@ mod tests {
             stored_ms: updated_ms,
             author: node,
             proxy_protocol: false,
+            container: None,
         }
     }
 

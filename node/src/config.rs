@@ -77,6 +77,27 @@ pub struct Config {
     pub tunnel: TunnelConfig,
     /// Edge ingress: HTTP and TCP listeners and their limits (used while this node is an edge).
     pub ingress: IngressConfig,
+    /// Publishing local Docker containers.
+    pub docker: DockerConfig,
+}
+
+/// `[docker]`: where the local Docker engine is, and whether to follow its containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Follow containers: publish those with `hearth.*` labels (`HEARTH_DOCKER=on|off`).
+    pub enabled: bool,
+    /// The engine's Unix socket (`HEARTH_DOCKER_SOCKET`).
+    pub socket: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            socket: "/var/run/docker.sock".into(),
+        }
+    }
 }
 
 /// `[tunnel]`: the quinn endpoint that carries proxied connections between members.
@@ -151,6 +172,7 @@ impl Default for Config {
             tombstone_ttl_secs: 30 * 24 * 3600,
             tunnel: TunnelConfig::default(),
             ingress: IngressConfig::default(),
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -187,7 +209,8 @@ impl Config {
 
     /// Applies `HEARTH_NAME`, `HEARTH_DATA_DIR`, `HEARTH_EDGE`, `HEARTH_LISTEN` and
     /// `HEARTH_ADVERTISE` (comma-separated lists), `HEARTH_ADMIN_SOCKET`,
-    /// `HEARTH_TUNNEL_LISTEN`, `HEARTH_HTTP_LISTEN` and `HEARTH_TCP_BIND`.
+    /// `HEARTH_TUNNEL_LISTEN`, `HEARTH_HTTP_LISTEN`, `HEARTH_TCP_BIND`, `HEARTH_DOCKER` and
+    /// `HEARTH_DOCKER_SOCKET`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let list = |v: String| -> Vec<String> {
             v.split(',')
@@ -232,6 +255,21 @@ impl Config {
         }
         if let Some(v) = get("HEARTH_TCP_BIND") {
             self.ingress.tcp_bind = v;
+        }
+        if let Some(v) = get("HEARTH_DOCKER") {
+            self.docker.enabled = match v.as_str() {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        field: "docker.enabled",
+                        message: format!("HEARTH_DOCKER=`{other}`: use on or off"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("HEARTH_DOCKER_SOCKET") {
+            self.docker.socket = v;
         }
         Ok(())
     }

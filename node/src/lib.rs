@@ -15,6 +15,7 @@ pub mod ingress;
 pub mod join;
 pub mod mesh;
 pub mod node;
+pub mod services;
 pub mod store;
 pub mod tunnel;
 pub mod view;

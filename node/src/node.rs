@@ -10,6 +10,7 @@ use crate::ingress::{self, HttpSettings, IngressActor, Upstreams};
 use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
 use crate::mesh::behaviour::{build_swarm, listen_all};
 use crate::mesh::peer_id::keypair;
+use crate::services::{DockerActor, Report};
 use crate::store::Store;
 use crate::tunnel::{self, TunnelActor, TunnelSettings, Tunnels};
 use crate::view::{DataPlaneStatus, MeshView};
@@ -143,9 +144,14 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     let (view_tx, view_rx) = watch::channel(Arc::new(MeshView::default()));
     let status = DataPlaneStatus::default();
     status.update(|s| s.edge = edge);
+    let (intents_tx, intents_rx) = watch::channel(Vec::new());
+    let (container_routes_tx, container_routes_rx) = mpsc::channel(4);
+    let docker_report = Report::default();
     let links = DataPlaneLinks {
         view: view_tx,
         status: status.clone(),
+        container_intents: intents_tx,
+        docker: docker_report.clone(),
     };
     let tunnels = Tunnels::default();
     let tunnel_settings = TunnelSettings {
@@ -195,11 +201,22 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     let cancel = CancellationToken::new();
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let mut tasks = vec![
-        tokio::spawn(actor.run(commands_rx, cancel.clone())),
+        tokio::spawn(actor.run(commands_rx, container_routes_rx, cancel.clone())),
         tokio::spawn(tunnel.run(cancel.clone())),
     ];
     if let Some(ingress) = ingress {
         tasks.push(tokio::spawn(ingress.run(cancel.clone())));
+    }
+    if config.docker.enabled {
+        let docker = DockerActor::new(
+            config.docker.socket.clone(),
+            intents_rx,
+            container_routes_tx,
+            docker_report,
+        );
+        tasks.push(tokio::spawn(docker.run(cancel.clone())));
+    } else {
+        docker_report.update(|r| r.detail = "disabled in the config ([docker] enabled)".into());
     }
     tasks.push(tokio::spawn(admin::serve(
         listener,

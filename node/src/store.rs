@@ -5,6 +5,7 @@
 //! acknowledged, so an acknowledged record survives `kill -9`. The engine is hidden behind
 //! [`Store`] so it can be swapped.
 
+use crate::services::ContainerRoute;
 use hearth_proto::invite::{InviteError, InviteState};
 use hearth_proto::membership::{authorize, Membership, Rejection};
 use hearth_proto::merge::{digest, supersedes};
@@ -86,6 +87,7 @@ pub struct Store {
 const META_MESH: &[u8] = b"mesh";
 const META_BOOTSTRAP: &[u8] = b"bootstrap";
 const META_NAME: &[u8] = b"name";
+const META_CONTAINER_ROUTES: &[u8] = b"container_routes";
 
 fn record_key(kind: Kind, key: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(key.len() + 1);
@@ -257,6 +259,27 @@ impl Store {
     pub fn set_local_name(&self, name: &str) -> Result<(), StoreError> {
         self.meta
             .insert(META_NAME, name.as_bytes())
+            .map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// Routes this node was asked to keep pointed at containers (`publish --container`).
+    pub fn container_routes(&self) -> Result<Vec<ContainerRoute>, StoreError> {
+        match self
+            .meta
+            .get(META_CONTAINER_ROUTES)
+            .map_err(|e| self.io(e))?
+        {
+            None => Ok(Vec::new()),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.corrupt(e)),
+        }
+    }
+
+    /// Saves the container routes this node follows.
+    pub fn set_container_routes(&self, routes: &[ContainerRoute]) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(routes).map_err(|e| self.corrupt(e))?;
+        self.meta
+            .insert(META_CONTAINER_ROUTES, bytes)
             .map_err(|e| self.io(e))?;
         self.flush()
     }
@@ -586,6 +609,7 @@ mod tests {
                 node: keys[subject].id(),
                 target: (millis % 2 == 0).then(|| "127.0.0.1:80".to_string()),
                 proxy_protocol: false,
+                container: None,
             }),
         };
         Record::sign(&keys[author], mesh, &body, Hlc::at(millis))

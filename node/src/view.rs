@@ -3,13 +3,14 @@
 //! Member, Revocation, NodeInfo or Route record is stored, and publishes it on a watch
 //! channel; the tunnel and ingress read the latest one without touching the store.
 
+use crate::services::Report;
 use hearth_proto::api::DataPlaneV1;
 use hearth_proto::route::RouteSpec;
 use hearth_proto::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// A route some member serves.
@@ -73,23 +74,21 @@ pub type ViewRx = watch::Receiver<Arc<MeshView>>;
 /// read by the mesh actor when it answers a status command.
 #[derive(Debug, Clone, Default)]
 pub struct DataPlaneStatus {
-    inner: Arc<Mutex<DataPlaneV1>>,
+    report: Report<DataPlaneV1>,
     open_streams: Arc<AtomicU64>,
 }
 
 impl DataPlaneStatus {
     /// The current report.
     pub fn snapshot(&self) -> DataPlaneV1 {
-        let mut out = self.inner.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut out = self.report.snapshot();
         out.open_streams = self.open_streams.load(Ordering::Relaxed);
         out
     }
 
     /// Changes the report.
     pub fn update(&self, change: impl FnOnce(&mut DataPlaneV1)) {
-        if let Ok(mut guard) = self.inner.lock() {
-            change(&mut guard);
-        }
+        self.report.update(change);
     }
 
     /// Counts one proxied connection until the guard drops.

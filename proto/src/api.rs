@@ -54,6 +54,17 @@ pub enum CommandV1 {
         #[serde(default)]
         proxy_protocol: bool,
     },
+    /// Publish a route to a Docker container on this node: the node keeps the route pointed at
+    /// the container's current address while it runs (and is healthy), and withdraws it
+    /// otherwise.
+    PublishContainer {
+        /// What the edges match.
+        spec: RouteSpec,
+        /// Container name or id.
+        container: String,
+        /// The port inside the container.
+        port: u16,
+    },
     /// Withdraw a route (writes a tombstone).
     Unpublish {
         /// What the edges match.
@@ -103,6 +114,15 @@ pub enum ResponseV1 {
         /// Its hosting node.
         node: NodeId,
     },
+    /// Answer to `PublishContainer`: the route now follows the container.
+    Following {
+        /// What the edges match.
+        spec: RouteSpec,
+        /// The container.
+        container: String,
+        /// The port inside it.
+        port: u16,
+    },
     /// Answer to `Routes`.
     Routes(Vec<RouteRowV1>),
     /// The command failed.
@@ -129,6 +149,9 @@ pub struct RouteRowV1 {
     /// Whether the target gets a PROXY protocol v2 header first.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// The Docker container the route follows, if any.
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 /// This node's view of itself and the mesh.
@@ -167,6 +190,20 @@ pub struct StatusV1 {
     /// The data plane: this node's tunnel endpoint, ingress listeners and live tunnels.
     #[serde(default)]
     pub data_plane: DataPlaneV1,
+    /// The local Docker engine, as the services subsystem sees it.
+    #[serde(default)]
+    pub docker: DockerV1,
+}
+
+/// Whether this node publishes Docker containers, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DockerV1 {
+    /// Connected to the engine.
+    pub available: bool,
+    /// The engine version, or why it is unavailable (disabled, no socket, no answer).
+    pub detail: String,
+    /// Routes this node currently publishes for containers.
+    pub routes: usize,
 }
 
 /// This node's part in the data plane, as `hearthctl status` shows it.

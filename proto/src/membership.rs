@@ -511,6 +511,7 @@ mod tests {
                 node,
                 target: Some("127.0.0.1:2368".into()),
                 proxy_protocol: false,
+                container: None,
             })
         };
         let own = mesh.sign(&a, route(a.id()));

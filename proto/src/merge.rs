@@ -120,6 +120,7 @@ mod tests {
                 node: key.id(),
                 target: None,
                 proxy_protocol: false,
+                container: None,
             });
             let record = Record::sign(&key, MeshId::from_bytes([0; 32]), &body, Hlc::at(1_000));
             prop_assert_eq!(tombstone_expired(&record, &body, 1_000 + age, ttl), age > ttl);
@@ -128,6 +129,7 @@ mod tests {
                 node: key.id(),
                 target: Some("127.0.0.1:22".into()),
                 proxy_protocol: false,
+                container: None,
             });
             prop_assert!(!tombstone_expired(&record, &live, u64::MAX, ttl));
         }

@@ -61,6 +61,10 @@ pub struct Route {
     /// TCP routes: send a PROXY protocol v2 header to the target first, so it sees the
     /// visitor's address.
     pub proxy_protocol: bool,
+    /// The Docker container the hosting member follows for this route (its labels, or
+    /// `hearthctl publish --container`); the member rewrites or withdraws the route as the
+    /// container starts, moves, fails its health check or stops.
+    pub container: Option<String>,
 }
 
 impl Route {
@@ -196,6 +200,7 @@ mod tests {
             node,
             target: None,
             proxy_protocol: false,
+            container: None,
         };
         assert!(
             route.check().is_err(),

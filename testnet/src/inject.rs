@@ -53,6 +53,7 @@ pub async fn inject(forgery: &Forgery) -> Result<(u32, u32)> {
             node: forgery.victim,
             target: Some("127.0.0.1:1".into()),
             proxy_protocol: false,
+            container: None,
         }),
         Hlc::at(now),
     );

@@ -9,8 +9,10 @@
 pub mod backend;
 pub mod bench;
 pub mod bench_dataplane;
+pub mod bench_docker;
 pub mod delay;
 pub mod demo;
+pub mod docker_lab;
 pub mod eventually;
 pub mod inject;
 pub mod lab;

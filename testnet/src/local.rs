@@ -56,6 +56,11 @@ pub fn loopback_config(dir: PathBuf, name: &str) -> Config {
             tcp_bind: "127.0.0.1".into(),
             ..Default::default()
         },
+        // Tests share one Docker engine: only a test that asks for it follows containers.
+        docker: hearth_node::config::DockerConfig {
+            enabled: false,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -122,10 +127,17 @@ impl LocalMesh {
 
     /// Invites, joins and starts one more node; returns its index.
     pub async fn add_node(&mut self) -> Result<usize> {
+        self.add_node_with(|_| {}).await
+    }
+
+    /// Like [`LocalMesh::add_node`], with `change` applied to the node's config first (e.g.
+    /// to follow the Docker engine).
+    pub async fn add_node_with(&mut self, change: impl FnOnce(&mut Config)) -> Result<usize> {
         let index = self.nodes.len();
         let name = format!("n{index}");
         let code = self.invite(0, 1, 600).await?;
-        let config = self.fresh_config(&name);
+        let mut config = self.fresh_config(&name);
+        change(&mut config);
         let joined = hearth_node::join::join(
             &config,
             &name,

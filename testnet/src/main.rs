@@ -67,6 +67,13 @@ enum Bench {
     /// Requests/s, latency, download speed and memory: Hearth against direct, Caddy +
     /// WireGuard and rathole, in one namespace lab (root; installs what it needs).
     Dataplane,
+    /// Time from `docker start` of a labelled container to the first 200 through an edge
+    /// (root, a Docker engine, and the static hearth-testsrv built).
+    Docker {
+        /// Starts to time.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,5 +273,9 @@ async fn main() -> Result<()> {
             which: Bench::Dataplane,
             out,
         } => hearth_testnet::bench_dataplane::run(&out).await,
+        Cmd::Bench {
+            which: Bench::Docker { runs },
+            out,
+        } => hearth_testnet::bench_docker::docker_start(runs, &out).await,
     }
 }

@@ -60,6 +60,7 @@ pub struct ProcNode {
     child: Option<Child>,
     netns: Option<String>,
     edge: bool,
+    docker: bool,
 }
 
 /// Listen addresses of a node on loopback: random ports, so many fit on one machine.
@@ -80,7 +81,14 @@ impl ProcNode {
             child: None,
             netns: None,
             edge: false,
+            docker: false,
         }
+    }
+
+    /// Makes the node follow this machine's Docker engine from its next `run` on (off by
+    /// default: lab and demo nodes share one engine).
+    pub fn follow_docker(&mut self, on: bool) {
+        self.docker = on;
     }
 
     /// Makes the node an edge (`edge = "always"`): it serves HTTP and TCP routes.
@@ -114,6 +122,7 @@ impl ProcNode {
             .env("HEARTH_TUNNEL_LISTEN", tunnel)
             .env("HEARTH_HTTP_LISTEN", http)
             .env("HEARTH_EDGE", if self.edge { "always" } else { "never" })
+            .env("HEARTH_DOCKER", if self.docker { "on" } else { "off" })
             .env("HEARTH_NAME", &self.name)
             .kill_on_drop(true);
         cmd

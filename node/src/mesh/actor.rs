@@ -6,8 +6,10 @@ use super::gate::{Admission, GatePolicy};
 use super::peer_id::{node_id, peer_id};
 use crate::addrs::publishable;
 use crate::clock::now_ms;
+use crate::services::{ContainerRoute, Report, ResolvedRoute};
 use crate::store::Store;
 use crate::view::{DataPlaneStatus, MeshView};
+use hearth_proto::api::DockerV1;
 use hearth_proto::api::{ApiError, ApiErrorKind, CommandV1, ResponseV1};
 use hearth_proto::membership::Membership;
 use hearth_proto::record::NodeInfo;
@@ -66,6 +68,10 @@ pub struct DataPlaneLinks {
     pub view: watch::Sender<Arc<MeshView>>,
     /// Read for `hearthctl status`.
     pub status: DataPlaneStatus,
+    /// Where the container routes this node follows go, for the Docker actor.
+    pub container_intents: watch::Sender<Vec<ContainerRoute>>,
+    /// The Docker actor's report.
+    pub docker: Report<DockerV1>,
 }
 
 /// Whether start-up has settled enough to answer admin commands: every listener has reported
@@ -145,6 +151,8 @@ pub struct MeshActor {
     readiness: Readiness,
     pub(super) view: watch::Sender<Arc<MeshView>>,
     pub(super) data_plane: DataPlaneStatus,
+    pub(super) container_intents: watch::Sender<Vec<ContainerRoute>>,
+    pub(super) docker: Report<DockerV1>,
 }
 
 impl std::fmt::Debug for MeshActor {
@@ -201,7 +209,12 @@ impl MeshActor {
             topic,
             view: links.view,
             data_plane: links.status,
+            container_intents: links.container_intents,
+            docker: links.docker,
         };
+        if let Ok(intents) = actor.store.container_routes() {
+            actor.container_intents.send_replace(intents);
+        }
         actor.update_gate();
         actor.publish_view();
         Ok(actor)
@@ -211,6 +224,7 @@ impl MeshActor {
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<AdminRequest>,
+        mut container_routes: mpsc::Receiver<Vec<ResolvedRoute>>,
         cancel: CancellationToken,
     ) {
         let span = tracing::info_span!("mesh", node = %self.me.short());
@@ -227,6 +241,7 @@ impl MeshActor {
                         let _ = reply.send(response);
                     }
                     event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                    Some(wanted) = container_routes.recv() => self.sync_container_routes(wanted),
                     _ = maintain.tick() => self.maintain(),
                     _ = anti_entropy.tick() => self.anti_entropy_round(),
                 }

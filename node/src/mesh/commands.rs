@@ -33,6 +33,11 @@ impl MeshActor {
                 node,
                 proxy_protocol,
             } => self.publish(spec, &target, node.as_deref(), proxy_protocol),
+            CommandV1::PublishContainer {
+                spec,
+                container,
+                port,
+            } => self.publish_container(spec, container, port),
             CommandV1::Unpublish { spec, node } => self.unpublish(spec, node.as_deref()),
             CommandV1::Routes => self.route_rows().map(ResponseV1::Routes),
         };
@@ -79,6 +84,7 @@ impl MeshActor {
             uptime_secs: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_plane: self.data_plane.snapshot(),
+            docker: self.docker.snapshot(),
         }
     }
 

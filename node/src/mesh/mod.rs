@@ -6,6 +6,7 @@ mod admission;
 #[allow(missing_docs, missing_debug_implementations)]
 pub mod behaviour;
 mod commands;
+mod containers;
 pub mod gate;
 pub mod peer_id;
 mod replication;

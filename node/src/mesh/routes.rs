@@ -43,21 +43,16 @@ impl MeshActor {
         let target = parse_target(target)
             .map_err(|e| ApiError::new(ApiErrorKind::BadRequest, e.to_string()))?;
         let node = self.hosting_node(node)?;
-        let record = self.write(Body::Route(Route {
-            spec: spec.clone(),
-            node,
-            target: Some(target.clone()),
-            proxy_protocol,
-        }))?;
-        let names = self.member_names();
-        Ok(ResponseV1::Published(self.row(
-            &names,
-            &record,
+        let route = Route {
             spec,
             node,
-            target,
+            target: Some(target),
             proxy_protocol,
-        )))
+            container: None,
+        };
+        let record = self.write(Body::Route(route.clone()))?;
+        let names = self.member_names();
+        Ok(ResponseV1::Published(self.row(&names, &record, route)))
     }
 
     pub(super) fn unpublish(
@@ -67,11 +62,15 @@ impl MeshActor {
     ) -> Result<ResponseV1, ApiError> {
         Self::check_spec(&spec)?;
         let node = self.hosting_node(node)?;
+        let followed = node == self.me && self.forget_container(&spec)?;
         let live = self
             .store
             .routes()?
             .into_iter()
             .any(|(_, r)| r.spec == spec && r.node == node && r.target.is_some());
+        if !live && followed {
+            return Ok(ResponseV1::Unpublished { spec, node });
+        }
         if !live {
             return Err(ApiError::new(
                 ApiErrorKind::NotFound,
@@ -83,6 +82,7 @@ impl MeshActor {
             node,
             target: None,
             proxy_protocol: false,
+            container: None,
         }))?;
         Ok(ResponseV1::Unpublished { spec, node })
     }
@@ -95,20 +95,12 @@ impl MeshActor {
             .collect()
     }
 
-    fn row(
-        &self,
-        names: &HashMap<NodeId, String>,
-        record: &Record,
-        spec: RouteSpec,
-        node: NodeId,
-        target: String,
-        proxy_protocol: bool,
-    ) -> RouteRowV1 {
+    fn row(&self, names: &HashMap<NodeId, String>, record: &Record, route: Route) -> RouteRowV1 {
         RouteRowV1 {
-            spec,
-            node,
-            node_name: names.get(&node).cloned().unwrap_or_default(),
-            target,
+            node_name: names.get(&route.node).cloned().unwrap_or_default(),
+            spec: route.spec,
+            node: route.node,
+            target: route.target.unwrap_or_default(),
             updated_ms: record.hlc.millis,
             stored_ms: self
                 .store
@@ -117,7 +109,8 @@ impl MeshActor {
                 .flatten()
                 .unwrap_or(0),
             author: record.author,
-            proxy_protocol,
+            proxy_protocol: route.proxy_protocol,
+            container: route.container,
         }
     }
 
@@ -126,18 +119,10 @@ impl MeshActor {
         let names = self.member_names();
         let mut rows = Vec::new();
         for (record, route) in self.store.routes()? {
-            let Some(target) = route.target else { continue };
-            if !self.membership.is_member(&route.node) {
+            if route.target.is_none() || !self.membership.is_member(&route.node) {
                 continue;
             }
-            rows.push(self.row(
-                &names,
-                &record,
-                route.spec,
-                route.node,
-                target,
-                route.proxy_protocol,
-            ));
+            rows.push(self.row(&names, &record, route));
         }
         Ok(rows)
     }

@@ -8,6 +8,7 @@
 //! killed test process are removed by the next one.
 
 mod cmd;
+mod docker_link;
 mod exec;
 mod faults;
 mod forward;

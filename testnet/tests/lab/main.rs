@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod dataplane;
+mod docker;
 mod store;
 
 use anyhow::Result;
