@@ -16,6 +16,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "note: ${need_apt[*]} missing and not root; namespace lab tests will say why they skip"
   fi
 fi
+# The Docker tests need a running engine (no registry: their image is built here).
+if [ "$(id -u)" = 0 ]; then
+  if ! command -v docker >/dev/null 2>&1; then
+    echo "installing docker.io"
+    apt-get update -qq && apt-get install -y -qq docker.io >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1; then
+    echo "starting dockerd"
+    (dockerd >/tmp/hearth-dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
 echo "== cargo fmt --check"
