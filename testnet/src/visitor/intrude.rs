@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long to wait for the edge's reason after a failed step.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Tries to reach route `host` through the edge `edge` at `addr` as a non-member. Prints
 /// `refused: WHY` and returns Ok when any step fails; fails when the edge answered the stream
 /// (`got through: REPLY`) or when nothing happened within `limit`.
@@ -34,22 +37,31 @@ pub async fn intrude(addr: SocketAddr, edge: NodeId, host: &str, limit: Duration
             .connect_with(config, addr, SERVER_NAME)
             .map_err(|e| format!("connect: {e}"))?;
         let connection = connecting.await.map_err(|e| format!("handshake: {e}"))?;
-        let (mut send, mut recv) = connection
-            .open_bi()
-            .await
-            .map_err(|e| format!("open stream: {e}"))?;
-        write_frame(&mut send, &header)
-            .await
-            .map_err(|e| format!("write header: {e}"))?;
-        read_frame::<StreamReply>(&mut recv).await.map_err(|e| {
+        let exchange = async {
+            let (mut send, mut recv) = connection
+                .open_bi()
+                .await
+                .map_err(|e| format!("open stream: {e}"))?;
+            write_frame(&mut send, &header)
+                .await
+                .map_err(|e| format!("write header: {e}"))?;
+            read_frame::<StreamReply>(&mut recv)
+                .await
+                .map_err(|e| format!("read reply: {e}"))
+        };
+        match exchange.await {
+            Ok(reply) => Ok(reply),
             // From the client's side the TLS 1.3 handshake ends before the server has checked
-            // the client certificate, so a refusal shows up here, with the reason the edge
-            // closed the connection.
-            match connection.close_reason() {
-                Some(reason) => format!("read reply: {e} ({reason})"),
-                None => format!("read reply: {e}"),
+            // the client certificate, so a refusal shows up at whichever step comes next; the
+            // reason is the one the edge closed the connection with.
+            Err(step) => {
+                let reason = tokio::time::timeout(CLOSE_WAIT, connection.closed())
+                    .await
+                    .map(|reason| reason.to_string())
+                    .unwrap_or_else(|_| "the connection stayed open".into());
+                Err(format!("{step} ({reason})"))
             }
-        })
+        }
     };
     let outcome = tokio::time::timeout(limit, attempt).await;
     endpoint.close(0u32.into(), b"done");
