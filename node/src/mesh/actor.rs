@@ -61,7 +61,8 @@ pub struct MeshSettings {
     pub tunnel_port: u16,
 }
 
-/// The actor's links to the data plane: it publishes the view and reads the status.
+/// The actor's links to the data plane and the Docker actor: it publishes the view and the
+/// container intents, and reads their status reports.
 #[derive(Debug)]
 pub struct DataPlaneLinks {
     /// Where each new [`MeshView`] goes.
