@@ -230,21 +230,33 @@ impl Store {
         self.flush()
     }
 
-    /// Addresses to try at start before any NodeInfo is known (from the invite).
-    pub fn bootstrap(&self) -> Result<Vec<String>, StoreError> {
-        match self.meta.get(META_BOOTSTRAP).map_err(|e| self.io(e))? {
+    /// A JSON list kept under `key` in the local meta tree; empty when absent.
+    fn meta_list<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Vec<T>, StoreError> {
+        match self.meta.get(key).map_err(|e| self.io(e))? {
             None => Ok(Vec::new()),
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.corrupt(e)),
         }
     }
 
+    /// Replaces the JSON list under `key`, flushed before returning.
+    fn set_meta_list<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        items: &[T],
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(items).map_err(|e| self.corrupt(e))?;
+        self.meta.insert(key, bytes).map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// Addresses to try at start before any NodeInfo is known (from the invite).
+    pub fn bootstrap(&self) -> Result<Vec<String>, StoreError> {
+        self.meta_list(META_BOOTSTRAP)
+    }
+
     /// Saves the invite's bootstrap addresses.
     pub fn set_bootstrap(&self, addrs: &[String]) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(addrs).map_err(|e| self.corrupt(e))?;
-        self.meta
-            .insert(META_BOOTSTRAP, bytes)
-            .map_err(|e| self.io(e))?;
-        self.flush()
+        self.set_meta_list(META_BOOTSTRAP, addrs)
     }
 
     /// The name this node was given at `init` or `join`.
@@ -265,23 +277,12 @@ impl Store {
 
     /// Routes this node was asked to keep pointed at containers (`publish --container`).
     pub fn container_routes(&self) -> Result<Vec<ContainerRoute>, StoreError> {
-        match self
-            .meta
-            .get(META_CONTAINER_ROUTES)
-            .map_err(|e| self.io(e))?
-        {
-            None => Ok(Vec::new()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.corrupt(e)),
-        }
+        self.meta_list(META_CONTAINER_ROUTES)
     }
 
     /// Saves the container routes this node follows.
     pub fn set_container_routes(&self, routes: &[ContainerRoute]) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(routes).map_err(|e| self.corrupt(e))?;
-        self.meta
-            .insert(META_CONTAINER_ROUTES, bytes)
-            .map_err(|e| self.io(e))?;
-        self.flush()
+        self.set_meta_list(META_CONTAINER_ROUTES, routes)
     }
 
     /// Every stored record, in `(kind, key)` order.

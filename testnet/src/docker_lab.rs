@@ -5,7 +5,6 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 
 /// The locally built test image.
@@ -18,18 +17,7 @@ const PREFIX: &str = "hearth-test-";
 
 /// Runs `docker ARGS`, returning trimmed stdout or failing with stderr.
 pub fn docker(args: &[&str]) -> Result<String> {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .context("running docker")?;
-    if !out.status.success() {
-        bail!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    crate::lab::run("docker", args).map(|out| out.trim().to_string())
 }
 
 /// True when Docker tests may run. When the engine is unreachable, prints why and returns
@@ -175,6 +163,24 @@ fn remove_abandoned() {
         }
         let _ = docker(&["network", "rm", network]);
     }
+}
+
+/// A two-node mesh on 127.0.0.1 whose node 1 follows the Docker engine and node 0 is the
+/// edge, with node 1's tunnel up and Docker reachable.
+pub async fn docker_mesh() -> Result<crate::local::LocalMesh> {
+    use crate::eventually::{eventually, CONVERGE};
+    let mut mesh = crate::local::LocalMesh::found().await?;
+    mesh.add_node_with(|config| config.docker.enabled = true)
+        .await?;
+    mesh.converged(&mesh.ids()).await?;
+    mesh.edge_tunnels_up().await?;
+    eventually("node 1 reaches Docker", CONVERGE, || async {
+        let docker = mesh.status(1).await?.docker;
+        anyhow::ensure!(docker.available, "docker: {}", docker.detail);
+        Ok(())
+    })
+    .await?;
+    Ok(mesh)
 }
 
 /// Status and body of `GET /` for `host` at `edge`, on a new connection.

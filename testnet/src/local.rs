@@ -245,6 +245,38 @@ impl LocalMesh {
         }
     }
 
+    /// The edge's (node 0's) HTTP ingress address.
+    pub async fn edge_http(&self) -> Result<std::net::SocketAddr> {
+        self.status(0)
+            .await?
+            .data_plane
+            .http_listen
+            .context("node 0 is not an edge")?
+            .parse()
+            .context("http_listen")
+    }
+
+    /// Waits until the edge (node 0) has a tunnel from every other running node.
+    pub async fn edge_tunnels_up(&self) -> Result<()> {
+        let members: Vec<NodeId> = self.nodes[1..]
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.id)
+            .collect();
+        eventually(
+            "the edge has tunnels from every member",
+            CONVERGE,
+            || async {
+                let tunnels = self.status(0).await?.data_plane.tunnels;
+                if !members.iter().all(|m| tunnels.contains(m)) {
+                    bail!("tunnels {tunnels:?}");
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
     /// Ids of all nodes.
     pub fn ids(&self) -> Vec<NodeId> {
         self.nodes.iter().map(|n| n.id).collect()

@@ -126,16 +126,6 @@ async fn visit(edge: SocketAddr) -> Result<BufReader<TcpStream>> {
     Ok(BufReader::new(TcpStream::connect(edge).await?))
 }
 
-async fn edge_http(mesh: &LocalMesh) -> Result<SocketAddr> {
-    let status = mesh.status(0).await?;
-    status
-        .data_plane
-        .http_listen
-        .context("node 0 is not an edge")?
-        .parse()
-        .context("http_listen")
-}
-
 async fn publish(mesh: &LocalMesh, on: usize, spec: RouteSpec, target: SocketAddr) -> Result<()> {
     let command = CommandV1::Publish {
         spec,
@@ -147,23 +137,6 @@ async fn publish(mesh: &LocalMesh, on: usize, spec: RouteSpec, target: SocketAdd
         ResponseV1::Published(_) => Ok(()),
         other => bail!("publish: {other:?}"),
     }
-}
-
-/// Waits until the edge has a tunnel from each of `members`.
-async fn tunnels_up(mesh: &LocalMesh, members: &[NodeId]) -> Result<()> {
-    eventually(
-        "the edge has tunnels from every member",
-        CONVERGE,
-        || async {
-            let tunnels = mesh.status(0).await?.data_plane.tunnels;
-            ensure!(
-                members.iter().all(|m| tunnels.contains(m)),
-                "tunnels {tunnels:?}"
-            );
-            Ok(())
-        },
-    )
-    .await
 }
 
 /// Waits until `host` answers 200 through the edge and returns the body.
@@ -181,8 +154,8 @@ async fn visitors_reach_services_on_members_and_on_the_edge_itself() -> Result<(
     let mesh = LocalMesh::with_nodes(3).await?;
     let ids = mesh.ids();
     mesh.converged(&ids).await?;
-    tunnels_up(&mesh, &ids[1..]).await?;
-    let edge = edge_http(&mesh).await?;
+    mesh.edge_tunnels_up().await?;
+    let edge = mesh.edge_http().await?;
 
     let remote = head_echo_backend("on n1").await?;
     publish(
@@ -286,8 +259,8 @@ async fn a_host_on_several_members_goes_to_the_least_busy_healthy_one() -> Resul
     let mesh = LocalMesh::with_nodes(3).await?;
     let ids = mesh.ids();
     mesh.converged(&ids).await?;
-    tunnels_up(&mesh, &ids[1..]).await?;
-    let edge = edge_http(&mesh).await?;
+    mesh.edge_tunnels_up().await?;
+    let edge = mesh.edge_http().await?;
     let spec = || RouteSpec::Http {
         host: "app.example.com".into(),
     };
@@ -346,7 +319,7 @@ async fn tcp_routes_carry_bytes_both_ways() -> Result<()> {
     let mesh = LocalMesh::with_nodes(2).await?;
     let ids = mesh.ids();
     mesh.converged(&ids).await?;
-    tunnels_up(&mesh, &ids[1..]).await?;
+    mesh.edge_tunnels_up().await?;
     let echo = echo_backend().await?;
     // A free port for the edge to listen on.
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
@@ -398,7 +371,7 @@ async fn non_members_cannot_open_a_tunnel_and_revoked_members_lose_theirs() -> R
     let mesh = LocalMesh::with_nodes(3).await?;
     let ids = mesh.ids();
     mesh.converged(&ids).await?;
-    tunnels_up(&mesh, &ids[1..]).await?;
+    mesh.edge_tunnels_up().await?;
     let status = mesh.status(0).await?;
     let tunnel: SocketAddr = status
         .data_plane

@@ -2,43 +2,17 @@
 //! the engine and node 0 is the edge; containers run the locally built `FROM scratch` test
 //! image on a 198.19.x test network.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use hearth_proto::api::{CommandV1, ResponseV1, RouteRowV1};
 use hearth_proto::route::RouteSpec;
-use hearth_testnet::docker_lab::{docker_can_run, get, DockerLab, HTTP_PORT, TCP_PORT};
+use hearth_testnet::docker_lab::{
+    docker_can_run, docker_mesh, get, DockerLab, HTTP_PORT, TCP_PORT,
+};
 use hearth_testnet::eventually::{eventually, CONVERGE};
 use hearth_testnet::local::LocalMesh;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// A mesh whose node 1 follows Docker, with its tunnel to the edge up.
-async fn mesh() -> Result<LocalMesh> {
-    let mut mesh = LocalMesh::found().await?;
-    mesh.add_node_with(|config| config.docker.enabled = true)
-        .await?;
-    let ids = mesh.ids();
-    mesh.converged(&ids).await?;
-    eventually("node 1 has a tunnel to the edge", CONVERGE, || async {
-        let status = mesh.status(0).await?;
-        ensure!(status.data_plane.tunnels.contains(&ids[1]));
-        let docker = mesh.status(1).await?.docker;
-        ensure!(docker.available, "docker: {}", docker.detail);
-        Ok(())
-    })
-    .await?;
-    Ok(mesh)
-}
-
-async fn edge(mesh: &LocalMesh) -> Result<SocketAddr> {
-    Ok(mesh
-        .status(0)
-        .await?
-        .data_plane
-        .http_listen
-        .context("node 0 is no edge")?
-        .parse()?)
-}
 
 async fn served_by(edge: SocketAddr, host: &str, want: &str) -> Result<()> {
     eventually(&format!("{host} is served by {want}"), CONVERGE, || async {
@@ -71,8 +45,8 @@ async fn labelled_containers_are_followed_through_start_stop_and_node_restarts()
         return Ok(());
     }
     let docker = DockerLab::new(0)?;
-    let mut mesh = mesh().await?;
-    let edge = edge(&mesh).await?;
+    let mut mesh = docker_mesh().await?;
+    let edge = mesh.edge_http().await?;
     let edge_port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
 
     // A Gitea-like container: HTTP by host name and a raw TCP port through the edge.
@@ -143,8 +117,8 @@ async fn unhealthy_containers_are_not_routed_and_unlabelled_ones_can_be_publishe
         return Ok(());
     }
     let docker = DockerLab::new(1)?;
-    let mesh = mesh().await?;
-    let edge = edge(&mesh).await?;
+    let mesh = docker_mesh().await?;
+    let edge = mesh.edge_http().await?;
     let http_port = format!("hearth.http.port={HTTP_PORT}");
 
     let sick = docker.run(

@@ -6,7 +6,7 @@ use super::tls::{self, Credentials};
 use super::{TunnelError, Tunnels};
 use crate::view::{DataPlaneStatus, ViewRx};
 use hearth_proto::{NodeId, NodeKey};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,7 +79,7 @@ pub struct TunnelActor {
     tunnels: Tunnels,
     status: DataPlaneStatus,
     serve: Arc<ServeContext>,
-    dialing: HashMap<NodeId, Instant>,
+    dialing: HashSet<NodeId>,
     retry: HashMap<NodeId, Retry>,
 }
 
@@ -127,7 +127,7 @@ impl TunnelActor {
             tunnels,
             status,
             serve,
-            dialing: HashMap::new(),
+            dialing: HashSet::new(),
             retry: HashMap::new(),
         })
     }
@@ -217,7 +217,7 @@ impl TunnelActor {
             if *edge == self.me
                 || addrs.is_empty()
                 || self.tunnels.is_connected(edge)
-                || self.dialing.contains_key(edge)
+                || self.dialing.contains(edge)
                 || self.retry.get(edge).is_some_and(|r| r.at > now)
             {
                 continue;
@@ -230,7 +230,7 @@ impl TunnelActor {
                     continue;
                 }
             };
-            self.dialing.insert(*edge, now);
+            self.dialing.insert(*edge);
             tokio::spawn(
                 dial(
                     self.endpoint.clone(),

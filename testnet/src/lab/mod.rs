@@ -16,6 +16,7 @@ mod guard;
 mod mesh;
 mod topology;
 
+pub(crate) use cmd::run;
 pub use cmd::{available, LabUnavailable};
 pub use exec::Server;
 pub use guard::labs_can_run;
