@@ -2,7 +2,8 @@
 //!
 //! Where things live: [`config`] (the one config struct), [`identity`] (node key on disk),
 //! [`store`] (sled records), [`mesh`] (libp2p control plane: gate, behaviours, actor),
-//! [`admin`] (Unix-socket API), [`join`] (invite redemption), [`node`] (init and start-up).
+//! [`admin`] (Unix-socket API), [`join`] (invite redemption), [`node`] (init and start-up),
+//! [`dns`] (the edges' authoritative DNS server for the user's zone).
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -10,6 +11,7 @@ pub mod addrs;
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod identity;
 pub mod ingress;
 pub mod join;
