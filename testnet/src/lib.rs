@@ -2,7 +2,8 @@
 //!
 //! [`local`] runs whole meshes in one process on 127.0.0.1 for fast, unprivileged tests;
 //! [`procs`] runs real `hearthd` processes for the demo and benchmarks; [`eventually`] waits for
-//! conditions instead of sleeping; [`bench`] measures and writes docs/benchmarks.md.
+//! conditions instead of sleeping; [`bench`] measures and writes docs/benchmarks.md;
+//! [`dns_query`] asks an edge's DNS server one question.
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -12,6 +13,7 @@ pub mod bench_dataplane;
 pub mod bench_docker;
 pub mod delay;
 pub mod demo;
+pub mod dns_query;
 pub mod docker_lab;
 pub mod eventually;
 pub mod inject;

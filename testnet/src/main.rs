@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use hearth_testnet::probe;
+use hearth_testnet::{dns_query, probe};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -104,6 +104,16 @@ enum Probe {
     /// Send a UDP datagram and wait for the echo; exit 1 if none.
     UdpAsk {
         addr: SocketAddr,
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// One DNS question over UDP: print `rcode=… aa=… answers=N`, then one line per answer
+    /// record; exit 1 only if nothing answers.
+    Dns {
+        server: SocketAddr,
+        name: String,
+        #[arg(long = "type", default_value = "A")]
+        rtype: String,
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
@@ -253,6 +263,19 @@ async fn main() -> Result<()> {
             }
             Probe::UdpAsk { addr, timeout_ms } => {
                 probe::udp_ask(addr, Duration::from_millis(timeout_ms)).await
+            }
+            Probe::Dns {
+                server,
+                name,
+                rtype,
+                timeout_ms,
+            } => {
+                let timeout = Duration::from_millis(timeout_ms);
+                let answer = dns_query::query(server, &name, &rtype, timeout).await?;
+                for line in answer.lines() {
+                    println!("{line}");
+                }
+                Ok(())
             }
             other => visit(other).await,
         },
