@@ -105,6 +105,8 @@ enum Cmd {
     },
     /// Every live route: what it matches, hosting member, target, age.
     Routes,
+    /// The elected edges and their addresses, and why every other member is not an edge.
+    Edges,
 }
 
 /// What a route matches: a host name or an edge TCP port, exactly one of them.
@@ -171,6 +173,7 @@ impl Cmd {
                 node,
             },
             Cmd::Routes => CommandV1::Routes,
+            Cmd::Edges => CommandV1::Edges,
         }
     }
 }
@@ -202,6 +205,7 @@ fn render_text(response: &ResponseV1) -> String {
         } => render::following(spec, container, *port),
         ResponseV1::Unpublished { spec, node } => render::unpublished(spec, node),
         ResponseV1::Routes(rows) => render::routes(rows, now_ms()),
+        ResponseV1::Edges(report) => render::edges(report),
         ResponseV1::Error(e) => format!("error: {}\n", e.message),
     }
 }

@@ -45,11 +45,16 @@ pub fn socket_addr(text: &str) -> std::io::Result<std::net::SocketAddr> {
     })
 }
 
-/// The data-plane endpoint's addresses: each IP of the announced control-plane addresses,
-/// with the tunnel's port.
+/// The data-plane endpoint's addresses: each IP of the announced direct control-plane
+/// addresses (a relayed address names the relay's IP, not this node's), with the tunnel's
+/// port.
 pub fn tunnel_addrs(announced: &[String], port: u16) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for addr in announced.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+    for addr in announced
+        .iter()
+        .filter(|a| !hearth_proto::addr::is_relayed(a))
+        .filter_map(|a| a.parse::<Multiaddr>().ok())
+    {
         let ip: Option<std::net::IpAddr> = addr.iter().find_map(|p| match p {
             Protocol::Ip4(ip) => Some(ip.into()),
             Protocol::Ip6(ip) => Some(ip.into()),
@@ -79,6 +84,7 @@ mod tests {
             "/ip4/198.18.0.10/udp/7700/quic-v1".to_string(),
             "/ip4/198.18.0.10/tcp/7700".to_string(),
             "/ip6/::1/tcp/7700".to_string(),
+            "/ip4/198.18.0.99/udp/7700/quic-v1/p2p/12D3KooWA/p2p-circuit".to_string(),
         ];
         assert_eq!(
             tunnel_addrs(&announced, 7701),

@@ -36,18 +36,9 @@ pub enum ConfigError {
     },
 }
 
-/// Whether this node offers itself as edge ingress (used by later subsystems; stored now).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum EdgePreference {
-    /// Edge when reachable from the internet.
-    #[default]
-    Auto,
-    /// Always an edge.
-    Always,
-    /// Never an edge.
-    Never,
-}
+/// Whether this node offers itself as edge ingress (`auto`, `always` or `never`); shared with
+/// proto because every node announces it in its NodeInfo. See docs/edges.md.
+pub use hearth_proto::election::EdgePreference;
 
 /// `hearthd` configuration. Every field has a default; an empty file is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +70,60 @@ pub struct Config {
     pub ingress: IngressConfig,
     /// Publishing local Docker containers.
     pub docker: DockerConfig,
+    /// Edge election: heartbeat, lease and how many edges the mesh elects.
+    pub edges: EdgesConfig,
+    /// Authoritative DNS for the user's zone on the edges (off unless `dns.zone` is set).
+    pub dns: DnsConfig,
+}
+
+/// `[edges]`: this node's part in edge election (see docs/edges.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgesConfig {
+    /// Most edges the mesh elects (`HEARTH_EDGES_MAX`, 1-16). Every node announces its value
+    /// and the mesh uses the smallest one a live member announces, so every node computes the
+    /// same set; set the same value on every node.
+    pub max: u8,
+    /// Milliseconds between this node's heartbeats (a fresh NodeInfo record).
+    pub heartbeat_ms: u64,
+    /// Milliseconds after its last heartbeat during which this node still counts as alive;
+    /// announced with each heartbeat. At least twice `heartbeat_ms`, so one late heartbeat
+    /// does not drop an edge.
+    pub lease_ms: u64,
+}
+
+impl Default for EdgesConfig {
+    fn default() -> Self {
+        Self {
+            max: 3,
+            heartbeat_ms: 1000,
+            lease_ms: 4000,
+        }
+    }
+}
+
+/// `[dns]`: the authoritative DNS server an edge runs for the user's zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// The zone the edges answer for, e.g. `hearth.example.com` (`HEARTH_DNS_ZONE`). Unset:
+    /// no DNS server. Delegate the zone to the edges as docs/edges.md shows.
+    pub zone: Option<String>,
+    /// UDP and TCP address the server listens on while this node is an edge
+    /// (`HEARTH_DNS_LISTEN`).
+    pub listen: String,
+    /// TTL of every answer, in seconds: short, so resolvers drop a dead edge quickly.
+    pub ttl_secs: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            zone: None,
+            listen: "0.0.0.0:53".into(),
+            ttl_secs: 10,
+        }
+    }
 }
 
 /// `[docker]`: where the local Docker engine is, and whether to follow its containers.
@@ -173,6 +218,8 @@ impl Default for Config {
             tunnel: TunnelConfig::default(),
             ingress: IngressConfig::default(),
             docker: DockerConfig::default(),
+            edges: EdgesConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -209,8 +256,8 @@ impl Config {
 
     /// Applies `HEARTH_NAME`, `HEARTH_DATA_DIR`, `HEARTH_EDGE`, `HEARTH_LISTEN` and
     /// `HEARTH_ADVERTISE` (comma-separated lists), `HEARTH_ADMIN_SOCKET`,
-    /// `HEARTH_TUNNEL_LISTEN`, `HEARTH_HTTP_LISTEN`, `HEARTH_TCP_BIND`, `HEARTH_DOCKER` and
-    /// `HEARTH_DOCKER_SOCKET`.
+    /// `HEARTH_TUNNEL_LISTEN`, `HEARTH_HTTP_LISTEN`, `HEARTH_TCP_BIND`, `HEARTH_DOCKER`,
+    /// `HEARTH_DOCKER_SOCKET`, `HEARTH_EDGES_MAX`, `HEARTH_DNS_ZONE` and `HEARTH_DNS_LISTEN`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let list = |v: String| -> Vec<String> {
             v.split(',')
@@ -271,6 +318,18 @@ impl Config {
         if let Some(v) = get("HEARTH_DOCKER_SOCKET") {
             self.docker.socket = v;
         }
+        if let Some(v) = get("HEARTH_EDGES_MAX") {
+            self.edges.max = v.parse().map_err(|_| ConfigError::Invalid {
+                field: "edges.max",
+                message: format!("HEARTH_EDGES_MAX=`{v}`: use a number from 1 to 16"),
+            })?;
+        }
+        if let Some(v) = get("HEARTH_DNS_ZONE") {
+            self.dns.zone = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(v) = get("HEARTH_DNS_LISTEN") {
+            self.dns.listen = v;
+        }
         Ok(())
     }
 
@@ -302,6 +361,7 @@ impl Config {
         for (field, addr) in [
             ("tunnel.listen", &self.tunnel.listen),
             ("ingress.http_listen", &self.ingress.http_listen),
+            ("dns.listen", &self.dns.listen),
         ] {
             addr.parse::<std::net::SocketAddr>()
                 .map_err(|e| ConfigError::Invalid {
@@ -340,10 +400,57 @@ impl Config {
                         .into(),
             });
         }
+        self.check_edges()?;
+        if let Some(zone) = &self.dns.zone {
+            hearth_proto::route::parse_host(zone).map_err(|e| ConfigError::Invalid {
+                field: "dns.zone",
+                message: format!("{e}; write a domain such as hearth.example.com"),
+            })?;
+        }
+        if self.dns.ttl_secs == 0 || self.dns.ttl_secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                field: "dns.ttl_secs",
+                message: "must be between 1 and 86400 seconds (short, e.g. 10)".into(),
+            });
+        }
         if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "anti_entropy_secs/guest_grace_secs",
                 message: "must be at least 1 second".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_edges(&self) -> Result<(), ConfigError> {
+        let edges = &self.edges;
+        if !(1..=hearth_proto::election::MAX_EDGES).contains(&edges.max) {
+            return Err(ConfigError::Invalid {
+                field: "edges.max",
+                message: format!(
+                    "{} is out of range: elect 1 to {} edges",
+                    edges.max,
+                    hearth_proto::election::MAX_EDGES
+                ),
+            });
+        }
+        if !(100..=60_000).contains(&edges.heartbeat_ms) {
+            return Err(ConfigError::Invalid {
+                field: "edges.heartbeat_ms",
+                message: format!("{} is out of range: use 100 to 60000", edges.heartbeat_ms),
+            });
+        }
+        let lease = hearth_proto::election::LEASE_RANGE_MS;
+        if edges.lease_ms < 2 * edges.heartbeat_ms || !lease.contains(&edges.lease_ms) {
+            return Err(ConfigError::Invalid {
+                field: "edges.lease_ms",
+                message: format!(
+                    "{} is out of range: use at least twice edges.heartbeat_ms ({}) and {} to {}",
+                    edges.lease_ms,
+                    2 * edges.heartbeat_ms,
+                    lease.start(),
+                    lease.end()
+                ),
             });
         }
         Ok(())

@@ -6,7 +6,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::config::EdgePreference;
 use crate::identity;
-use crate::ingress::{self, HttpSettings, IngressActor, Upstreams};
+use crate::ingress::{DnsSettings, HttpSettings, IngressActor, IngressSettings, Upstreams};
 use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
 use crate::mesh::behaviour::{build_swarm, listen_all};
 use crate::mesh::peer_id::keypair;
@@ -105,6 +105,30 @@ impl RunningNode {
     }
 }
 
+/// The ingress part of the config, checked.
+fn ingress_settings(config: &Config) -> Result<IngressSettings, NodeError> {
+    let tcp_bind = config.ingress.tcp_bind.parse().map_err(|_| {
+        NodeError::Config(crate::config::ConfigError::Invalid {
+            field: "ingress.tcp_bind",
+            message: format!("`{}` is not an IP address", config.ingress.tcp_bind),
+        })
+    })?;
+    Ok(IngressSettings {
+        http_listen: config.ingress.http_listen.clone(),
+        http: HttpSettings {
+            max_head_bytes: config.ingress.max_head_bytes,
+            header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),
+            idle_timeout: Duration::from_secs(config.ingress.idle_timeout_secs),
+        },
+        tcp_bind,
+        dns: config.dns.zone.as_ref().map(|zone| DnsSettings {
+            zone: zone.trim().trim_end_matches('.').to_ascii_lowercase(),
+            listen: config.dns.listen.clone(),
+            ttl: config.dns.ttl_secs,
+        }),
+    })
+}
+
 /// `hearthd run`: opens everything, starts the mesh actor and admin server, and returns once
 /// the node is listening.
 pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
@@ -125,7 +149,6 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     listen_all(&mut swarm, &config.listen)?;
     let tunnel_socket = tunnel::bind(&config.tunnel.listen)?;
     let tunnel_port = tunnel_socket.local_addr().map(|a| a.port()).unwrap_or(0);
-    let edge = config.edge == EdgePreference::Always;
     let settings = MeshSettings {
         name,
         advertise: config
@@ -137,13 +160,15 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         guest_grace: Duration::from_secs(config.guest_grace_secs),
         tombstone_ttl: Duration::from_secs(config.tombstone_ttl_secs),
         listeners: config.listen.len(),
-        edge,
+        edge_pref: config.edge,
+        heartbeat: Duration::from_millis(config.edges.heartbeat_ms),
+        lease: Duration::from_millis(config.edges.lease_ms),
+        edges_max: config.edges.max,
         tunnel_port,
     };
     let node = key.id();
     let (view_tx, view_rx) = watch::channel(Arc::new(MeshView::default()));
     let status = DataPlaneStatus::default();
-    status.update(|s| s.edge = edge);
     let (intents_tx, intents_rx) = watch::channel(Vec::new());
     let (container_routes_tx, container_routes_rx) = mpsc::channel(4);
     let docker_report = Report::default();
@@ -173,29 +198,16 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         tunnels.clone(),
         Duration::from_millis(config.ingress.connect_timeout_ms),
     );
-    let ingress = if edge {
-        let http = ingress::bind_http(&config.ingress.http_listen).await?;
-        let tcp_bind = config.ingress.tcp_bind.parse().map_err(|_| {
-            NodeError::Config(crate::config::ConfigError::Invalid {
-                field: "ingress.tcp_bind",
-                message: format!("`{}` is not an IP address", config.ingress.tcp_bind),
-            })
-        })?;
-        let settings = HttpSettings {
-            max_head_bytes: config.ingress.max_head_bytes,
-            header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),
-            idle_timeout: Duration::from_secs(config.ingress.idle_timeout_secs),
-        };
+    let ingress = if config.edge == EdgePreference::Never {
+        None
+    } else {
         Some(IngressActor::new(
-            http,
-            settings,
-            tcp_bind,
+            key.id(),
+            ingress_settings(config)?,
             upstreams,
             view_rx.clone(),
             status.clone(),
         ))
-    } else {
-        None
     };
     let actor = MeshActor::new(key, store, swarm, settings, links)?;
     let cancel = CancellationToken::new();

@@ -608,7 +608,7 @@ mod tests {
                     host: "a.example.com".into(),
                 },
                 node: keys[subject].id(),
-                target: (millis % 2 == 0).then(|| "127.0.0.1:80".to_string()),
+                target: millis.is_multiple_of(2).then(|| "127.0.0.1:80".to_string()),
                 proxy_protocol: false,
                 container: None,
             }),

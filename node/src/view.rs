@@ -1,5 +1,5 @@
-//! The mesh as the data plane needs it: current members, edges with their tunnel addresses,
-//! and live routes. The mesh actor derives a new [`MeshView`] from its store whenever a
+//! The mesh as the data plane needs it: current members, the elected edges with their tunnel
+//! and public addresses, and live routes. The mesh actor derives a new [`MeshView`] from its store whenever a
 //! Member, Revocation, NodeInfo or Route record is stored, and publishes it on a watch
 //! channel; the tunnel and ingress read the latest one without touching the store.
 
@@ -8,7 +8,7 @@ use hearth_proto::api::DataPlaneV1;
 use hearth_proto::route::RouteSpec;
 use hearth_proto::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -26,13 +26,26 @@ pub struct LiveRoute {
     pub proxy_protocol: bool,
 }
 
+/// An elected edge as the data plane and the DNS server need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeInfo {
+    /// Its name, for DNS name-server names.
+    pub name: String,
+    /// Position in the edge set, 0 the most senior.
+    pub rank: usize,
+    /// Its data-plane endpoint addresses, which members dial.
+    pub tunnel: Vec<SocketAddr>,
+    /// The IPs visitors should use (its AutoNAT-confirmed public addresses).
+    pub ips: Vec<IpAddr>,
+}
+
 /// One consistent snapshot of what the data plane acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MeshView {
     /// Current, unrevoked members (this node included while it is one).
     pub members: BTreeSet<NodeId>,
-    /// Edges and the tunnel addresses they announce.
-    pub edges: BTreeMap<NodeId, Vec<SocketAddr>>,
+    /// The elected edges.
+    pub edges: BTreeMap<NodeId, EdgeInfo>,
     /// Live routes of current members.
     pub routes: Vec<LiveRoute>,
 }
@@ -53,6 +66,29 @@ impl MeshView {
         self.routes
             .iter()
             .find(|r| r.spec == *spec && r.node == *me)
+    }
+
+    /// Whether `node` is an elected edge.
+    pub fn is_edge(&self, node: &NodeId) -> bool {
+        self.edges.contains_key(node)
+    }
+
+    /// The edges, most senior first.
+    pub fn edges_by_rank(&self) -> Vec<(&NodeId, &EdgeInfo)> {
+        let mut edges: Vec<(&NodeId, &EdgeInfo)> = self.edges.iter().collect();
+        edges.sort_by_key(|(_, e)| e.rank);
+        edges
+    }
+
+    /// Every published HTTP host.
+    pub fn http_hosts(&self) -> BTreeSet<String> {
+        self.routes
+            .iter()
+            .filter_map(|r| match &r.spec {
+                RouteSpec::Http { host } => Some(host.clone()),
+                RouteSpec::Tcp { .. } => None,
+            })
+            .collect()
     }
 
     /// Every TCP route port, which each edge listens on.

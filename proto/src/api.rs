@@ -3,7 +3,9 @@
 //! One JSON [`Command`] per line on the admin Unix socket, answered by one JSON [`Response`]
 //! line. Both are versioned so a newer `hearthctl` gets a clear error from an older daemon.
 
+use crate::election::{EdgePreference, Verdict};
 use crate::id::{MeshId, NodeId};
+use crate::reach::Reach;
 use crate::record::Role;
 use crate::route::RouteSpec;
 use serde::{Deserialize, Serialize};
@@ -74,6 +76,8 @@ pub enum CommandV1 {
     },
     /// Every live route.
     Routes,
+    /// The elected edges, their addresses, and why every other member is not one.
+    Edges,
 }
 
 /// The daemon's answer.
@@ -125,6 +129,8 @@ pub enum ResponseV1 {
     },
     /// Answer to `Routes`.
     Routes(Vec<RouteRowV1>),
+    /// Answer to `Edges`.
+    Edges(EdgesV1),
     /// The command failed.
     Error(ApiError),
 }
@@ -152,6 +158,51 @@ pub struct RouteRowV1 {
     /// The Docker container the route follows, if any.
     #[serde(default)]
     pub container: Option<String>,
+}
+
+/// The edge election as this node computes it (every node computes the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgesV1 {
+    /// The limit in force: the smallest `edges.max` a live member announces.
+    pub max: u8,
+    /// Every member, edges first (most senior first), then the others by name.
+    pub rows: Vec<EdgeRowV1>,
+}
+
+/// One member's part in the election.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeRowV1 {
+    /// The member.
+    pub node: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Elected or not, and why not.
+    pub verdict: Verdict,
+    /// Its configured preference.
+    pub edge_pref: EdgePreference,
+    /// What AutoNAT found about it.
+    pub reach: Reach,
+    /// The IPs visitors use for it while it is an edge (what DNS answers).
+    pub ips: Vec<String>,
+    /// Age of its last heartbeat at this node, if one was received.
+    pub heartbeat_age_ms: Option<u64>,
+    /// Whether this row is the answering node itself.
+    pub is_self: bool,
+}
+
+/// How this node reaches a connected member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathV1 {
+    /// A direct connection (possibly hole-punched).
+    Direct,
+    /// Only through a relay on another member (an edge).
+    Relayed {
+        /// The relaying member.
+        via: NodeId,
+        /// Its name.
+        via_name: String,
+    },
 }
 
 /// This node's view of itself and the mesh.
@@ -209,12 +260,18 @@ pub struct DockerV1 {
 /// This node's part in the data plane, as `hearthctl status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DataPlaneV1 {
-    /// Whether this node serves as edge ingress.
+    /// Whether this node is an elected edge (serving HTTP, TCP routes and DNS).
     pub edge: bool,
     /// The UDP address the tunnel endpoint is bound to.
     pub tunnel_listen: Option<String>,
     /// The HTTP ingress address (edges only).
     pub http_listen: Option<String>,
+    /// The DNS server address (edges with `dns.zone` set).
+    #[serde(default)]
+    pub dns_listen: Option<String>,
+    /// Why ingress is not serving although this node is an edge (a port it cannot bind).
+    #[serde(default)]
+    pub ingress_error: Option<String>,
     /// TCP route ports this edge listens on.
     pub tcp_ports: Vec<u16>,
     /// Members with a live tunnel to or from this node.
@@ -238,6 +295,9 @@ pub struct MemberRowV1 {
     pub connected: bool,
     /// Last time this node had a connection to it, Unix milliseconds.
     pub last_seen_ms: Option<u64>,
+    /// How the connection goes, while connected (none for this node itself).
+    #[serde(default)]
+    pub path: Option<PathV1>,
     /// Whether this row is the answering node itself.
     pub is_self: bool,
 }

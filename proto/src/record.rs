@@ -5,8 +5,10 @@
 //! Whether an author may write a record is decided by [`crate::membership`]; which of two
 //! records for one key wins is decided by [`crate::merge`].
 
+use crate::election::EdgePreference;
 use crate::hlc::Hlc;
 use crate::id::{MeshId, NodeId, NodeKey};
+use crate::reach::Reach;
 use ed25519_dalek::{Signature, Verifier};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -30,7 +32,7 @@ pub enum Kind {
     Member,
     /// A node removed from the mesh for good by an admin.
     Revocation,
-    /// What a node says about itself: name, addresses.
+    /// What a node says about itself: name, addresses, reachability, heartbeat.
     NodeInfo,
     /// A published (or withdrawn) service route.
     Route,
@@ -116,19 +118,29 @@ pub struct Revocation {
     pub reason: String,
 }
 
-/// A node's description of itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// A node's description of itself, rewritten at every heartbeat.
+///
+/// Edge election reads these records: see [`crate::election`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct NodeInfo {
     /// The node's current name.
     pub name: String,
-    /// Control-plane multiaddrs other nodes may dial.
+    /// Control-plane multiaddrs other nodes may dial (relayed ones included).
     pub addrs: Vec<String>,
     /// Software version, for people.
     pub version: String,
-    /// Whether the node serves as edge ingress (config `edge = "always"` until election).
-    pub edge: bool,
     /// Socket addresses of its data-plane (tunnel) endpoint, for members to dial.
     pub tunnel: Vec<String>,
+    /// Whether it offers itself as an edge (config `edge`).
+    pub edge_pref: EdgePreference,
+    /// What AutoNAT found about it.
+    pub reach: Reach,
+    /// When it wrote this record, by its own wall clock (Unix ms).
+    pub heartbeat_ms: u64,
+    /// How long after `heartbeat_ms` it counts as alive without a newer heartbeat.
+    pub lease_ms: u64,
+    /// The `edges.max` it is configured with; the mesh uses the smallest live one.
+    pub edges_max: u8,
 }
 
 /// A decoded record body.

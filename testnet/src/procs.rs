@@ -3,7 +3,8 @@
 
 use crate::eventually::{eventually, CONVERGE};
 use anyhow::{bail, Context, Result};
-use hearth_proto::api::{CommandV1, MemberRowV1, ResponseV1};
+use hearth_proto::api::{CommandV1, EdgesV1, MemberRowV1, ResponseV1};
+use hearth_proto::election::EdgePreference;
 use hearth_proto::Role;
 use hearthctl::client::AdminClient;
 use std::path::{Path, PathBuf};
@@ -59,8 +60,9 @@ pub struct ProcNode {
     bins: Binaries,
     child: Option<Child>,
     netns: Option<String>,
-    edge: bool,
+    edge: EdgePreference,
     docker: bool,
+    env: Vec<(String, String)>,
 }
 
 /// Listen addresses of a node on loopback: random ports, so many fit on one machine.
@@ -80,8 +82,9 @@ impl ProcNode {
             bins: bins.clone(),
             child: None,
             netns: None,
-            edge: false,
+            edge: EdgePreference::Never,
             docker: false,
+            env: Vec::new(),
         }
     }
 
@@ -92,9 +95,21 @@ impl ProcNode {
     }
 
     /// Makes the node an edge (`edge = "always"`): it serves HTTP and TCP routes.
-    pub fn edge(mut self) -> Self {
-        self.edge = true;
+    pub fn edge(self) -> Self {
+        self.edge_pref(EdgePreference::Always)
+    }
+
+    /// Sets the node's edge preference (default `never`: on loopback only an explicit edge
+    /// serves).
+    pub fn edge_pref(mut self, pref: EdgePreference) -> Self {
+        self.edge = pref;
         self
+    }
+
+    /// Sets an environment variable (a `HEARTH_*` config override) for its next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// A node inside network namespace `ns` (a lab host), on the default ports.
@@ -121,9 +136,10 @@ impl ProcNode {
             .env("HEARTH_LISTEN", listen)
             .env("HEARTH_TUNNEL_LISTEN", tunnel)
             .env("HEARTH_HTTP_LISTEN", http)
-            .env("HEARTH_EDGE", if self.edge { "always" } else { "never" })
+            .env("HEARTH_EDGE", self.edge.to_string())
             .env("HEARTH_DOCKER", if self.docker { "on" } else { "off" })
             .env("HEARTH_NAME", &self.name)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .kill_on_drop(true);
         cmd
     }
@@ -219,6 +235,14 @@ impl ProcNode {
     pub async fn members(&self) -> Result<Vec<MemberRowV1>> {
         match self.client().call(CommandV1::Members).await? {
             ResponseV1::Members(rows) => Ok(rows),
+            other => bail!("{}: {other:?}", self.name),
+        }
+    }
+
+    /// The edge election as this node sees it.
+    pub async fn edges(&self) -> Result<EdgesV1> {
+        match self.client().call(CommandV1::Edges).await? {
+            ResponseV1::Edges(report) => Ok(report),
             other => bail!("{}: {other:?}", self.name),
         }
     }

@@ -11,14 +11,16 @@ use crate::store::Store;
 use crate::view::{DataPlaneStatus, MeshView};
 use hearth_proto::api::DockerV1;
 use hearth_proto::api::{ApiError, ApiErrorKind, CommandV1, ResponseV1};
+use hearth_proto::election::{EdgePreference, Election};
 use hearth_proto::membership::Membership;
+use hearth_proto::reach::ReachTracker;
 use hearth_proto::record::NodeInfo;
 use hearth_proto::wire::{SyncRequest, SyncRequestV1, RECORDS_TOPIC_PREFIX};
 use hearth_proto::{Body, Hlc, Kind, MeshId, NodeId, NodeKey, Role};
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{ping, Multiaddr, PeerId, Swarm};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -39,6 +41,9 @@ pub(super) const DIAL_TARGET_LIFETIME: Duration = Duration::from_secs(600);
 const MAX_DIAL_BACKOFF: Duration = Duration::from_secs(30);
 /// Most non-member connections an admin holds at once while they present invites.
 pub const MAX_GUESTS: usize = 32;
+/// How often the edge set is recomputed: it depends on time (leases run out), not only on
+/// records arriving, and a dead edge should leave the set soon after its lease ends.
+const ELECTION_PERIOD: Duration = Duration::from_millis(200);
 
 /// Settings the actor needs from the config.
 #[derive(Debug, Clone)]
@@ -55,8 +60,14 @@ pub struct MeshSettings {
     pub tombstone_ttl: Duration,
     /// How many listen addresses were configured (each reports its addresses at start-up).
     pub listeners: usize,
-    /// Whether this node serves as edge ingress (announced in its NodeInfo).
-    pub edge: bool,
+    /// This node's edge preference (announced in its NodeInfo).
+    pub edge_pref: EdgePreference,
+    /// Time between heartbeats (a fresh NodeInfo record).
+    pub heartbeat: Duration,
+    /// How long after a heartbeat this node counts as alive (announced).
+    pub lease: Duration,
+    /// The `edges.max` this node announces.
+    pub edges_max: u8,
     /// The port the data-plane endpoint is bound to, announced with this node's addresses.
     pub tunnel_port: u16,
 }
@@ -119,6 +130,8 @@ impl Readiness {
 pub(super) struct PeerState {
     pub(super) node: Option<NodeId>,
     pub(super) connections: usize,
+    /// The relayed ones among them, with the relay each goes through.
+    pub(super) relayed: HashMap<ConnectionId, PeerId>,
     /// Set for guests: when they are closed.
     pub(super) guest_until: Option<Instant>,
 }
@@ -154,6 +167,14 @@ pub struct MeshActor {
     pub(super) data_plane: DataPlaneStatus,
     pub(super) container_intents: watch::Sender<Vec<ContainerRoute>>,
     pub(super) docker: Report<DockerV1>,
+    /// What AutoNAT found, announced with every heartbeat.
+    pub(super) reach: ReachTracker,
+    /// The latest election, recomputed on a timer and whenever a NodeInfo arrives.
+    pub(super) election: Election,
+    /// When this node last wrote its heartbeat, to notice that it lapsed.
+    pub(super) last_heartbeat: Option<Instant>,
+    /// Relay reservations on edges, while this node is not public.
+    pub(super) reservations: super::relays::Reservations,
 }
 
 impl std::fmt::Debug for MeshActor {
@@ -212,11 +233,16 @@ impl MeshActor {
             data_plane: links.status,
             container_intents: links.container_intents,
             docker: links.docker,
+            reach: ReachTracker::default(),
+            election: Election::default(),
+            last_heartbeat: None,
+            reservations: Default::default(),
         };
         if let Ok(intents) = actor.store.container_routes() {
             actor.container_intents.send_replace(intents);
         }
         actor.update_gate();
+        actor.refresh_election();
         actor.publish_view();
         Ok(actor)
     }
@@ -233,6 +259,10 @@ impl MeshActor {
             info!(mesh = %self.mesh.short(), "mesh actor started");
             let mut maintain = tokio::time::interval(Duration::from_millis(500));
             let mut anti_entropy = tokio::time::interval(self.settings.anti_entropy);
+            let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
+            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut elect = tokio::time::interval(ELECTION_PERIOD);
+            elect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -245,6 +275,8 @@ impl MeshActor {
                     Some(wanted) = container_routes.recv() => self.sync_container_routes(wanted),
                     _ = maintain.tick() => self.maintain(),
                     _ = anti_entropy.tick() => self.anti_entropy_round(),
+                    _ = heartbeat.tick() => self.heartbeat(),
+                    _ = elect.tick() => self.election_tick(),
                 }
             }
             if let Err(e) = self.store.save_watermark() {
@@ -368,11 +400,13 @@ impl MeshActor {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id: peer,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
                 let address = endpoint.get_remote_address().clone();
+                let relay = super::relays::relay_of(&address);
                 self.dial_targets.retain(|(a, _)| *a != address);
                 let node = node_id(&peer);
                 let member = self.is_member_peer(&peer);
@@ -380,9 +414,13 @@ impl MeshActor {
                 let state = self.peers.entry(peer).or_insert(PeerState {
                     node,
                     connections: 0,
+                    relayed: HashMap::new(),
                     guest_until,
                 });
                 state.connections += 1;
+                if let Some(relay) = relay {
+                    state.relayed.insert(connection_id, relay);
+                }
                 if member {
                     if let Some(node) = node {
                         self.last_seen.insert(node, now_ms());
@@ -400,6 +438,7 @@ impl MeshActor {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id: peer,
+                connection_id,
                 num_established,
                 ..
             } => {
@@ -412,8 +451,39 @@ impl MeshActor {
                     self.peers.remove(&peer);
                 } else if let Some(state) = self.peers.get_mut(&peer) {
                     state.connections = state.connections.saturating_sub(1);
+                    state.relayed.remove(&connection_id);
                 }
             }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                self.reach.confirmed(&address.to_string(), now_ms());
+                self.reach_changed();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.reach.expired(&address.to_string());
+                self.reach_changed();
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                for address in &addresses {
+                    self.listen_addrs.remove(address);
+                }
+                if self.reservations.listener_closed(listener_id) {
+                    debug!(?reason, "relay reservation ended");
+                    self.publish_node_info();
+                }
+            }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Autonat(event)) => self.autonat_result(event),
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Dcutr(event)) => match event.result {
+                Ok(_) => {
+                    info!(peer = %event.remote_peer_id, "hole punch succeeded: direct connection")
+                }
+                Err(e) => {
+                    debug!(peer = %event.remote_peer_id, error = %e, "hole punch failed; staying relayed")
+                }
+            },
             SwarmEvent::Behaviour(MeshBehaviourEvent::Join(event)) => self.handle_join_event(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Sync(event)) => self.handle_sync_event(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Gossip(event)) => {
@@ -531,26 +601,6 @@ impl MeshActor {
 
     pub(super) fn announced_addrs(&self) -> Vec<String> {
         publishable(&self.settings.advertise, &self.listen_addrs)
-    }
-
-    fn publish_node_info(&mut self) {
-        if self.membership.revocation(&self.me).is_some() {
-            return;
-        }
-        let addrs = self.announced_addrs();
-        let info = NodeInfo {
-            name: self.settings.name.clone(),
-            tunnel: crate::addrs::tunnel_addrs(&addrs, self.settings.tunnel_port),
-            addrs,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            edge: self.settings.edge,
-        };
-        if self.node_info(&self.me).as_ref() == Some(&info) {
-            return;
-        }
-        if let Err(e) = self.write(Body::NodeInfo(info)) {
-            warn!(error = %e, "cannot publish node info");
-        }
     }
 }
 

@@ -8,7 +8,8 @@ use hearth_proto::wire::{
 use libp2p::request_response::{self, cbor, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    gossipsub, identify, identity::Keypair, noise, ping, tcp, yamux, StreamProtocol, Swarm,
+    autonat, dcutr, gossipsub, identify, identity::Keypair, noise, ping, relay, tcp, yamux,
+    StreamProtocol, Swarm,
 };
 use std::time::Duration;
 
@@ -31,6 +32,17 @@ pub struct MeshBehaviour {
     pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
     /// Record push to the whole mesh.
     pub gossip: gossipsub::Behaviour,
+    /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
+    pub autonat: autonat::v2::client::Behaviour,
+    /// Dials peers' addresses back for them.
+    pub autonat_server: autonat::v2::server::Behaviour,
+    /// Relays between members that cannot reach each other (used on edges: members reserve
+    /// only there). Only members get past the gate, so only members use it.
+    pub relay: relay::Behaviour,
+    /// Listens and dials through relays.
+    pub relay_client: relay::client::Behaviour,
+    /// Upgrades relayed connections to direct ones by hole punching.
+    pub dcutr: dcutr::Behaviour,
 }
 
 /// Failure to build the swarm.
@@ -81,7 +93,29 @@ fn gossip_config() -> Result<gossipsub::Config, TransportError> {
         .map_err(|e| TransportError(e.to_string()))
 }
 
-/// Builds a swarm with QUIC and TCP (Noise + Yamux) transports for `keypair`.
+/// How often AutoNAT tests untested candidate addresses: often, because a public node is
+/// elected only after one of them is confirmed.
+const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Relay limits for a mesh of members: circuits carry control traffic between members behind
+/// NAT for as long as they need it, so the public-relay defaults (2 minutes, 128 KiB, a few
+/// circuits per peer) do not fit; gating already keeps strangers out.
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: 256,
+        max_reservations_per_peer: 4,
+        reservation_duration: Duration::from_secs(3600),
+        reservation_rate_limiters: Vec::new(),
+        max_circuits: 256,
+        max_circuits_per_peer: 16,
+        max_circuit_duration: Duration::from_secs(24 * 3600),
+        max_circuit_bytes: 0,
+        circuit_src_rate_limiters: Vec::new(),
+    }
+}
+
+/// Builds a swarm with QUIC and TCP (Noise + Yamux) transports, and relayed connections over
+/// either, for `keypair`.
 pub fn build_swarm(keypair: Keypair) -> Result<Swarm<MeshBehaviour>, TransportError> {
     let gossip =
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config()?)
@@ -95,7 +129,9 @@ pub fn build_swarm(keypair: Keypair) -> Result<Swarm<MeshBehaviour>, TransportEr
         )
         .map_err(|e| TransportError(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| MeshBehaviour {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| TransportError(e.to_string()))?
+        .with_behaviour(|key, relay_client| MeshBehaviour {
             gate: Gate::default(),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
@@ -109,6 +145,14 @@ pub fn build_swarm(keypair: Keypair) -> Result<Swarm<MeshBehaviour>, TransportEr
             join: codec(JOIN_PROTOCOL),
             sync: codec(SYNC_PROTOCOL),
             gossip,
+            autonat: autonat::v2::client::Behaviour::new(
+                rand::rngs::OsRng,
+                autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),
+            ),
+            autonat_server: autonat::v2::server::Behaviour::new(rand::rngs::OsRng),
+            relay: relay::Behaviour::new(key.public().to_peer_id(), relay_config()),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(key.public().to_peer_id()),
         })
         .map_err(|e| TransportError(e.to_string()))?
         // Member connections stay open; guests are closed by the actor, dead peers by ping.

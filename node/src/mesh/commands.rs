@@ -1,17 +1,17 @@
 //! Admin commands of the mesh actor: status, members, invites, revocation, dialing, routes.
 
 use super::actor::{MeshActor, DIAL_TARGET_LIFETIME, MAX_INVITE_TTL_SECS, MAX_INVITE_USES};
-use super::peer_id::node_id;
+use super::peer_id::{node_id, peer_id};
 use crate::clock::now_ms;
 use hearth_proto::api::{
-    resolve_node, ApiError, ApiErrorKind, CommandV1, InviteCreatedV1, MemberRowV1, ResponseV1,
-    StatusV1,
+    resolve_node, ApiError, ApiErrorKind, CommandV1, InviteCreatedV1, MemberRowV1, PathV1,
+    ResponseV1, StatusV1,
 };
 use hearth_proto::invite::{Invite, InviteSecret, InviteState};
-use hearth_proto::record::Revocation;
+use hearth_proto::record::{NodeInfo, Revocation};
 use hearth_proto::{Body, NodeId, Role};
 use libp2p::Multiaddr;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 use tracing::info;
 
@@ -40,6 +40,7 @@ impl MeshActor {
             } => self.publish_container(spec, container, port),
             CommandV1::Unpublish { spec, node } => self.unpublish(spec, node.as_deref()),
             CommandV1::Routes => self.route_rows().map(ResponseV1::Routes),
+            CommandV1::Edges => Ok(ResponseV1::Edges(self.edges_report())),
         };
         result.unwrap_or_else(ResponseV1::Error)
     }
@@ -88,7 +89,7 @@ impl MeshActor {
         }
     }
 
-    fn member_ids(&self) -> Vec<NodeId> {
+    pub(super) fn member_ids(&self) -> Vec<NodeId> {
         let mut ids: BTreeSet<NodeId> = self.membership.members().map(|(id, _)| *id).collect();
         ids.insert(self.membership.founder());
         ids.into_iter()
@@ -102,36 +103,57 @@ impl MeshActor {
             .iter()
             .filter_map(node_id)
             .collect();
+        let infos = self.member_infos();
         self.member_ids()
             .into_iter()
             .map(|node| {
-                let info = self.node_info(&node);
-                let admitted_name = self
-                    .membership
-                    .members()
-                    .find(|(id, _)| **id == node)
-                    .map(|(_, m)| m.name.clone())
-                    .unwrap_or_default();
+                let info = infos.get(&node);
                 let is_self = node == self.me;
+                let linked = connected.contains(&node);
                 MemberRowV1 {
                     node,
-                    name: info
-                        .as_ref()
-                        .map(|i| i.name.clone())
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or(admitted_name),
+                    name: self.display_name(&node, info),
                     role: self.membership.role(&node).unwrap_or_default(),
-                    addrs: info.map(|i| i.addrs).unwrap_or_default(),
-                    connected: is_self || connected.contains(&node),
-                    last_seen_ms: if is_self || connected.contains(&node) {
+                    addrs: info.map(|i| i.addrs.clone()).unwrap_or_default(),
+                    connected: is_self || linked,
+                    last_seen_ms: if is_self || linked {
                         Some(now_ms())
                     } else {
                         self.last_seen.get(&node).copied()
                     },
+                    path: (linked && !is_self)
+                        .then(|| self.path_to(&node, &infos))
+                        .flatten(),
                     is_self,
                 }
             })
             .collect()
+    }
+
+    /// The name a member goes by: the one it announces, else the one it was admitted with.
+    pub(super) fn display_name(&self, node: &NodeId, info: Option<&NodeInfo>) -> String {
+        info.map(|i| i.name.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                self.membership
+                    .members()
+                    .find(|(id, _)| *id == node)
+                    .map(|(_, m)| m.name.clone())
+            })
+            .unwrap_or_else(|| node.short())
+    }
+
+    /// Direct when any connection to `node` is direct, else the relay the first one uses.
+    fn path_to(&self, node: &NodeId, infos: &BTreeMap<NodeId, NodeInfo>) -> Option<PathV1> {
+        let state = self.peers.get(&peer_id(node))?;
+        if state.connections > state.relayed.len() {
+            return Some(PathV1::Direct);
+        }
+        let via = state.relayed.values().next().and_then(node_id)?;
+        Some(PathV1::Relayed {
+            via,
+            via_name: self.display_name(&via, infos.get(&via)),
+        })
     }
 
     fn require_admin(&self) -> Result<(), ApiError> {

@@ -74,6 +74,12 @@ impl MeshActor {
         {
             self.refresh_membership();
         }
+        if stored
+            .iter()
+            .any(|r| matches!(r.kind, Kind::Member | Kind::Revocation | Kind::NodeInfo))
+        {
+            self.refresh_election();
+        }
         if stored.iter().any(|r| {
             matches!(
                 r.kind,

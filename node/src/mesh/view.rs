@@ -1,17 +1,19 @@
 //! Deriving the data plane's [`MeshView`] from the store.
 
 use super::actor::MeshActor;
-use crate::view::{LiveRoute, MeshView};
-use hearth_proto::{Body, Kind};
-use std::net::SocketAddr;
+use crate::view::{EdgeInfo, LiveRoute, MeshView};
+use hearth_proto::election::edge_ips;
 use std::sync::Arc;
 use tracing::warn;
 
 impl MeshActor {
-    /// Recomputes the view and sends it if it changed.
+    /// Recomputes the view from the store and the latest election, and sends it if it
+    /// changed.
     pub(super) fn publish_view(&mut self) {
         match self.derive_view() {
             Ok(view) => {
+                let edge = view.is_edge(&self.me);
+                self.data_plane.update(|s| s.edge = edge);
                 self.view.send_if_modified(|current| {
                     if **current == view {
                         return false;
@@ -36,15 +38,20 @@ impl MeshActor {
             members,
             ..MeshView::default()
         };
-        for record in self.store.records_of(Kind::NodeInfo)? {
-            let Ok(Body::NodeInfo(info)) = record.decode_body() else {
+        let infos = self.member_infos();
+        for (rank, edge) in self.election.edges.iter().enumerate() {
+            let Some(info) = infos.get(edge) else {
                 continue;
             };
-            if info.edge && view.members.contains(&record.author) {
-                let addrs: Vec<SocketAddr> =
-                    info.tunnel.iter().filter_map(|a| a.parse().ok()).collect();
-                view.edges.insert(record.author, addrs);
-            }
+            view.edges.insert(
+                *edge,
+                EdgeInfo {
+                    name: info.name.clone(),
+                    rank,
+                    tunnel: info.tunnel.iter().filter_map(|a| a.parse().ok()).collect(),
+                    ips: edge_ips(info),
+                },
+            );
         }
         for (_, route) in self.store.routes()? {
             let Some(target) = route.target else { continue };

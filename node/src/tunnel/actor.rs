@@ -56,7 +56,8 @@ pub fn bind(addr: &str) -> Result<std::net::UdpSocket, TunnelError> {
 /// Connection events from the tasks the actor spawns.
 #[derive(Debug)]
 enum Event {
-    Up(NodeId, quinn::Connection),
+    /// A connection is up; `true` when this node dialed it.
+    Up(NodeId, quinn::Connection, bool),
     Down(NodeId, usize),
     DialFailed(NodeId),
 }
@@ -163,7 +164,7 @@ impl TunnelActor {
 
     fn handle(&mut self, event: Event, events: &mpsc::Sender<Event>, cancel: &CancellationToken) {
         match event {
-            Event::Up(node, connection) => {
+            Event::Up(node, connection, dialed) => {
                 self.dialing.remove(&node);
                 self.retry.remove(&node);
                 if !self.view.borrow().is_member(&node) {
@@ -171,7 +172,11 @@ impl TunnelActor {
                     return;
                 }
                 info!(peer = %node.short(), remote = %connection.remote_address(), "tunnel up");
-                self.tunnels.insert(node, connection.clone());
+                if dialed && !self.view.borrow().is_edge(&node) {
+                    connection.close(1u32.into(), b"not an edge");
+                    return;
+                }
+                self.tunnels.insert(node, connection.clone(), dialed);
                 tokio::spawn(
                     drive(
                         node,
@@ -205,18 +210,21 @@ impl TunnelActor {
         self.publish_status();
     }
 
-    /// Closes tunnels of non-members and dials every edge without one.
+    /// Closes tunnels of non-members and those this node dialed to former edges, and dials
+    /// every edge it has no tunnel to.
     fn reconcile(&mut self, events: &mpsc::Sender<Event>) {
         let view = self.view.borrow().clone();
-        self.tunnels.close_unless(|node| view.is_member(node));
+        self.tunnels
+            .close_unless(|node| view.is_member(node), |node| view.is_edge(node));
         let now = Instant::now();
         if !view.is_member(&self.me) {
             return;
         }
-        for (edge, addrs) in &view.edges {
+        for (edge, info) in &view.edges {
+            let addrs = &info.tunnel;
             if *edge == self.me
                 || addrs.is_empty()
-                || self.tunnels.is_connected(edge)
+                || self.tunnels.has_dialed(edge)
                 || self.dialing.contains(edge)
                 || self.retry.get(edge).is_some_and(|r| r.at > now)
             {
@@ -257,7 +265,7 @@ async fn accept(incoming: quinn::Incoming, events: mpsc::Sender<Event>) {
     match incoming.await {
         Ok(connection) => match peer_of(&connection) {
             Some(node) => {
-                let _ = events.send(Event::Up(node, connection)).await;
+                let _ = events.send(Event::Up(node, connection, false)).await;
             }
             None => connection.close(1u32.into(), b"no identity"),
         },
@@ -283,7 +291,7 @@ async fn dial(
         };
         match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
             Ok(Ok(connection)) => {
-                let _ = events.send(Event::Up(edge, connection)).await;
+                let _ = events.send(Event::Up(edge, connection, true)).await;
                 return;
             }
             Ok(Err(e)) => debug!(edge = %edge.short(), %addr, error = %e, "tunnel dial failed"),

@@ -79,8 +79,15 @@ impl OpenError {
 /// than one) and the streams open to it across them.
 #[derive(Debug, Clone, Default)]
 struct Link {
-    connections: Vec<quinn::Connection>,
+    connections: Vec<Tunnel>,
     outstanding: Arc<AtomicUsize>,
+}
+
+/// One connection, and whether this node dialed it (to an edge) or accepted it.
+#[derive(Debug, Clone)]
+struct Tunnel {
+    connection: quinn::Connection,
+    dialed: bool,
 }
 
 /// The handle to the tunnels: which members are connected, how busy each is, and opening
@@ -120,21 +127,37 @@ impl Tunnels {
     fn link(&self, node: &NodeId) -> Option<(quinn::Connection, Arc<AtomicUsize>)> {
         let links = self.links.lock().ok()?;
         let link = links.get(node)?;
-        Some((link.connections.last()?.clone(), link.outstanding.clone()))
+        Some((
+            link.connections.last()?.connection.clone(),
+            link.outstanding.clone(),
+        ))
     }
 
     /// Registers a new connection to a member.
-    fn insert(&self, node: NodeId, connection: quinn::Connection) {
+    fn insert(&self, node: NodeId, connection: quinn::Connection, dialed: bool) {
         if let Ok(mut links) = self.links.lock() {
-            links.entry(node).or_default().connections.push(connection);
+            links
+                .entry(node)
+                .or_default()
+                .connections
+                .push(Tunnel { connection, dialed });
         }
+    }
+
+    /// Whether this node holds a connection it dialed to `node`.
+    fn has_dialed(&self, node: &NodeId) -> bool {
+        self.links.lock().is_ok_and(|l| {
+            l.get(node)
+                .is_some_and(|link| link.connections.iter().any(|t| t.dialed))
+        })
     }
 
     /// Forgets a connection that closed.
     fn remove(&self, node: &NodeId, stable_id: usize) {
         if let Ok(mut links) = self.links.lock() {
             if let Some(link) = links.get_mut(node) {
-                link.connections.retain(|c| c.stable_id() != stable_id);
+                link.connections
+                    .retain(|t| t.connection.stable_id() != stable_id);
                 if link.connections.is_empty() {
                     links.remove(node);
                 }
@@ -142,17 +165,23 @@ impl Tunnels {
         }
     }
 
-    /// Closes the tunnels of every node `keep` refuses (revoked members).
-    fn close_unless(&self, keep: impl Fn(&NodeId) -> bool) {
+    /// Closes the tunnels of every node `member` refuses (revoked members), and the ones this
+    /// node dialed to nodes `edge` refuses (no longer edges); the ones a former edge dialed
+    /// here are the former edge's to close.
+    fn close_unless(&self, member: impl Fn(&NodeId) -> bool, edge: impl Fn(&NodeId) -> bool) {
         if let Ok(mut links) = self.links.lock() {
             links.retain(|node, link| {
-                let stay = keep(node);
-                if !stay {
-                    for connection in &link.connections {
-                        connection.close(1u32.into(), b"not a member");
-                    }
-                }
-                stay
+                let (is_member, is_edge) = (member(node), edge(node));
+                link.connections.retain(|tunnel| {
+                    let reason: &[u8] = match (is_member, is_edge || !tunnel.dialed) {
+                        (false, _) => b"not a member",
+                        (true, false) => b"not an edge",
+                        (true, true) => return true,
+                    };
+                    tunnel.connection.close(1u32.into(), reason);
+                    false
+                });
+                !link.connections.is_empty()
             });
         }
     }

@@ -5,6 +5,7 @@ use super::topology::{HostKind, Lab};
 use crate::eventually::eventually;
 use crate::procs::{Binaries, ProcNode};
 use anyhow::{bail, Context, Result};
+use hearth_proto::election::EdgePreference;
 use hearth_proto::NodeId;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub struct LabMesh {
     pub lab: Lab,
     dir: tempfile::TempDir,
     bins: Binaries,
+    env: Vec<(String, String)>,
 }
 
 impl LabMesh {
@@ -35,6 +37,17 @@ impl LabMesh {
 
     /// Like [`LabMesh::start`], on the named hosts only; others can be added later.
     pub async fn start_on(lab: Lab, bins: &Binaries, hosts: &[&str]) -> Result<Self> {
+        Self::start_with(lab, bins, hosts, &[]).await
+    }
+
+    /// Like [`LabMesh::start_on`], with `HEARTH_*` overrides for every node (this one and
+    /// those added later), e.g. a DNS zone.
+    pub async fn start_with(
+        lab: Lab,
+        bins: &Binaries,
+        hosts: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("hearth-lab").tempdir()?;
         let mut order: Vec<&str> = hosts.to_vec();
         let founder_at = order
@@ -47,6 +60,10 @@ impl LabMesh {
             lab,
             dir,
             bins: bins.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let mut node = mesh.new_node(founder)?;
         node.init().await?;
@@ -60,14 +77,15 @@ impl LabMesh {
 
     fn new_node(&self, host: &str) -> Result<ProcNode> {
         let host = self.lab.host(host)?;
-        let node = ProcNode::new(&self.bins, self.dir.path().join(&host.name), &host.name)
-            .in_netns(&host.ns);
-        // Until edge election exists, the public hosts are the edges.
-        Ok(if host.kind == HostKind::Public {
-            node.edge()
-        } else {
-            node
-        })
+        // Every node runs as a user would run it: `edge = "auto"`, so the public hosts
+        // become edges by AutoNAT and election, and the others never do.
+        let mut node = ProcNode::new(&self.bins, self.dir.path().join(&host.name), &host.name)
+            .in_netns(&host.ns)
+            .edge_pref(EdgePreference::Auto);
+        for (key, value) in &self.env {
+            node.set_env(key, value);
+        }
+        Ok(node)
     }
 
     /// Invites (from the founder), joins and runs a node on host `name`.

@@ -8,8 +8,12 @@
 //! bound their length; [`clean`] keeps them from smuggling terminal escape sequences or extra
 //! lines into the output.
 
+mod edges;
+
+pub use edges::edges;
+
 use crate::duration::{compact, human};
-use hearth_proto::api::{InviteCreatedV1, MemberRowV1, RouteRowV1, StatusV1};
+use hearth_proto::api::{InviteCreatedV1, MemberRowV1, PathV1, RouteRowV1, StatusV1};
 use hearth_proto::route::RouteSpec;
 use hearth_proto::NodeId;
 
@@ -109,19 +113,25 @@ pub fn status(s: &StatusV1) -> String {
         0 => "none".to_string(),
         n => format!("{n} ({})", short_ids(&dp.tunnels)),
     };
-    let ingress = if dp.edge {
-        let ports: Vec<String> = dp.tcp_ports.iter().map(|p| format!("tcp/{p}")).collect();
-        format!(
-            "edge; HTTP on {}{}",
-            clean(dp.http_listen.as_deref().unwrap_or("?")),
-            if ports.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", ports.join(", "))
-            }
-        )
-    } else {
-        "not an edge".to_string()
+    let ingress = match (dp.edge, &dp.ingress_error) {
+        (true, Some(error)) => format!("edge, but not serving: {}", clean(error)),
+        (true, None) => {
+            let ports: Vec<String> = dp.tcp_ports.iter().map(|p| format!("tcp/{p}")).collect();
+            format!(
+                "edge; HTTP on {}{}{}",
+                clean(dp.http_listen.as_deref().unwrap_or("?")),
+                dp.dns_listen
+                    .as_deref()
+                    .map(|d| format!(", DNS on {}", clean(d)))
+                    .unwrap_or_default(),
+                if ports.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", ports.join(", "))
+                }
+            )
+        }
+        (false, _) => "not an edge (see `hearthctl edges`)".to_string(),
     };
     let lines = [
         ("node", format!("{} ({})", clean(&s.name), s.node.short())),
@@ -158,17 +168,24 @@ pub fn status(s: &StatusV1) -> String {
         .collect()
 }
 
-/// `hearthctl members`: NAME, ID, ROLE, ADDRESSES, CONNECTED, LAST SEEN.
+/// `hearthctl members`: NAME, ID, ROLE, ADDRESSES, CONNECTED (direct, or relayed via which
+/// edge), LAST SEEN.
 pub fn members(rows: &[MemberRowV1], now_ms: u64) -> String {
     let body = rows
         .iter()
         .map(|r| {
             let connected = if r.is_self {
-                "self"
-            } else if r.connected {
-                "yes"
+                "self".to_string()
+            } else if !r.connected {
+                "no".to_string()
             } else {
-                "no"
+                match &r.path {
+                    Some(PathV1::Direct) => "direct".to_string(),
+                    Some(PathV1::Relayed { via_name, .. }) => {
+                        format!("relayed via {}", clean(via_name))
+                    }
+                    None => "yes".to_string(),
+                }
             };
             // A live connection is being seen right now, whenever it was opened.
             let last_seen = if r.is_self || r.connected {
@@ -181,7 +198,7 @@ pub fn members(rows: &[MemberRowV1], now_ms: u64) -> String {
                 r.node.short(),
                 r.role.to_string(),
                 list_or(&r.addrs, ",", "-"),
-                connected.to_string(),
+                connected,
                 last_seen,
             ]
         })
@@ -327,6 +344,7 @@ mod tests {
             addrs: vec![],
             connected,
             last_seen_ms: last,
+            path: None,
             is_self,
         }
     }
