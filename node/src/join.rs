@@ -7,7 +7,7 @@
 
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::mesh::behaviour::{build_swarm, listen_all, MeshBehaviourEvent};
+use crate::mesh::behaviour::{build_swarm, listen_all, MeshBehaviourEvent, SwarmRole};
 use crate::mesh::peer_id::{keypair, node_id, peer_id};
 use crate::store::Store;
 use crate::{identity, NodeError};
@@ -78,7 +78,7 @@ pub async fn join(
     }
 
     let inviter = peer_id(&invite.inviter);
-    let mut swarm = build_swarm(keypair(&key))?;
+    let mut swarm = build_swarm(keypair(&key), SwarmRole::Joiner)?;
     swarm.behaviour_mut().gate.policy.members.insert(inviter);
     listen_all(&mut swarm, &config.listen)?;
     let addrs: Vec<Multiaddr> = invite.addrs.iter().filter_map(|a| a.parse().ok()).collect();

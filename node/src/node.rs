@@ -8,7 +8,7 @@ use crate::config::EdgePreference;
 use crate::identity;
 use crate::ingress::{DnsSettings, HttpSettings, IngressActor, IngressSettings, Upstreams};
 use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
-use crate::mesh::behaviour::{build_swarm, listen_all};
+use crate::mesh::behaviour::{build_swarm, listen_all, SwarmRole};
 use crate::mesh::peer_id::keypair;
 use crate::services::{DockerActor, Report};
 use crate::store::Store;
@@ -145,7 +145,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     let socket_path = config.admin_socket();
     let listener = admin::bind(&socket_path).await?;
 
-    let mut swarm = build_swarm(keypair(&key))?;
+    let mut swarm = build_swarm(keypair(&key), SwarmRole::Node)?;
     listen_all(&mut swarm, &config.listen)?;
     let tunnel_socket = tunnel::bind(&config.tunnel.listen)?;
     let tunnel_port = tunnel_socket.local_addr().map(|a| a.port()).unwrap_or(0);

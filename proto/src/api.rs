@@ -298,6 +298,10 @@ pub struct MemberRowV1 {
     /// How the connection goes, while connected (none for this node itself).
     #[serde(default)]
     pub path: Option<PathV1>,
+    /// The latest ping round trip over that path, in microseconds: control traffic that
+    /// actually went through it.
+    #[serde(default)]
+    pub rtt_us: Option<u64>,
     /// Whether this row is the answering node itself.
     pub is_self: bool,
 }

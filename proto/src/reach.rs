@@ -6,7 +6,7 @@
 //! internet IP makes a node public: members reach edges over QUIC, so a node that takes only
 //! TCP (UDP blocked) or sits behind NAT cannot serve as one.
 
-use crate::addr::{ip_of, is_direct_quic, is_internet_ip};
+use crate::addr::{ip_of, is_direct_quic, is_internet_ip, is_relayed};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,6 +45,15 @@ impl fmt::Display for Reach {
     }
 }
 
+/// `addr` without a trailing `/p2p/<id>`: the same address of this node, as AutoNAT may
+/// report it.
+fn without_peer(addr: &str) -> &str {
+    match addr.rfind("/p2p/") {
+        Some(at) if !addr[at..].contains("p2p-circuit") => &addr[..at],
+        _ => addr,
+    }
+}
+
 /// Turns AutoNAT results into a [`Reach`]. Pure: every method takes `now_ms`.
 #[derive(Debug, Clone, Default)]
 pub struct ReachTracker {
@@ -59,8 +68,14 @@ pub struct ReachTracker {
 }
 
 impl ReachTracker {
-    /// A peer dialled `addr` back: the internet reaches this node there.
+    /// A peer dialled `addr` back: the internet reaches this node there. Relayed addresses
+    /// (which the relay client reports as confirmed once it holds a reservation) say
+    /// nothing about this node's own reachability and are ignored.
     pub fn confirmed(&mut self, addr: &str, now_ms: u64) {
+        if is_relayed(addr) {
+            return;
+        }
+        let addr = without_peer(addr);
         self.failed.remove(addr);
         let qualifies = is_direct_quic(addr) && ip_of(addr).is_some_and(|ip| is_internet_ip(&ip));
         if qualifies {
@@ -73,9 +88,11 @@ impl ReachTracker {
         }
     }
 
-    /// A peer could not dial `addr` back.
+    /// A peer could not dial `addr` back. Addresses without an IP (the `/p2p/` a peer
+    /// observes on a relayed connection) are not this node's and are ignored.
     pub fn failed(&mut self, addr: &str, error: &str) {
-        if self.confirmed.contains_key(addr) {
+        let addr = without_peer(addr);
+        if ip_of(addr).is_none() || is_relayed(addr) || self.confirmed.contains_key(addr) {
             // AutoNAT tests each address once; a later failure report for a confirmed address
             // is a stale answer, not a change.
             return;
@@ -85,8 +102,17 @@ impl ReachTracker {
         self.failed.insert(addr.to_string(), reason);
     }
 
+    /// Whether AutoNAT has given a verdict on `addr`.
+    pub fn has_verdict(&self, addr: &str) -> bool {
+        let addr = without_peer(addr);
+        self.confirmed.contains_key(addr)
+            || self.confirmed_other.contains_key(addr)
+            || self.failed.contains_key(addr)
+    }
+
     /// The address is no longer this node's (its listener or mapping went away).
     pub fn expired(&mut self, addr: &str) {
+        let addr = without_peer(addr);
         self.confirmed.remove(addr);
         self.confirmed_other.remove(addr);
         self.failed.remove(addr);
@@ -102,6 +128,11 @@ impl ReachTracker {
         if self.public_since.is_some() {
             self.public_since = Some(now_ms);
         }
+    }
+
+    /// Whether AutoNAT has said anything yet.
+    pub fn is_unknown(&self) -> bool {
+        self.reach() == Reach::Unknown
     }
 
     /// What to announce now.
@@ -140,7 +171,8 @@ mod tests {
         assert_eq!(tracker.reach(), Reach::Unknown);
         tracker.confirmed(QUIC, 1_000);
         tracker.confirmed("/ip4/198.18.0.11/udp/7700/quic-v1/p2p/x/p2p-circuit", 1_500);
-        tracker.confirmed(QUIC, 2_000);
+        tracker.confirmed(&format!("{QUIC}/p2p/12D3KooWA"), 2_000);
+        assert!(tracker.has_verdict(QUIC));
         assert_eq!(
             tracker.reach(),
             Reach::Public {
@@ -159,8 +191,8 @@ mod tests {
             }
         ));
         tracker.expired(QUIC);
-        // What is left (a relayed address) does not make an edge.
-        assert!(matches!(tracker.reach(), Reach::Private { .. }));
+        // A relayed address, reported by the relay client, says nothing about this node.
+        assert_eq!(tracker.reach(), Reach::Unknown);
     }
 
     #[test]
@@ -171,6 +203,10 @@ mod tests {
             panic!("{:?}", tracker.reach());
         };
         assert!(reason.contains("198.18.0.101") && reason.contains("dial error"));
+
+        let mut relayed = ReachTracker::default();
+        relayed.failed("/p2p/12D3KooWA", "server failed to establish a connection");
+        assert_eq!(relayed.reach(), Reach::Unknown);
 
         let mut tcp_only = ReachTracker::default();
         tcp_only.confirmed("/ip4/198.18.0.104/tcp/7700", 1);

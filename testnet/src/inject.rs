@@ -2,7 +2,7 @@
 //! compromised or buggy member would, to prove that the receiver refuses it.
 
 use anyhow::{bail, Result};
-use hearth_node::mesh::behaviour::{build_swarm, MeshBehaviourEvent};
+use hearth_node::mesh::behaviour::{build_swarm, MeshBehaviourEvent, SwarmRole};
 use hearth_node::mesh::peer_id::{keypair, peer_id};
 use hearth_proto::route::{Route, RouteSpec};
 use hearth_proto::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
@@ -57,7 +57,7 @@ pub async fn inject(forgery: &Forgery) -> Result<(u32, u32)> {
         }),
         Hlc::at(now),
     );
-    let mut swarm = build_swarm(keypair(&key))?;
+    let mut swarm = build_swarm(keypair(&key), SwarmRole::Joiner)?;
     let receiver = peer_id(&forgery.receiver);
     swarm.behaviour_mut().gate.policy.members.insert(receiver);
     swarm.dial(

@@ -179,10 +179,14 @@ pub fn members(rows: &[MemberRowV1], now_ms: u64) -> String {
             } else if !r.connected {
                 "no".to_string()
             } else {
+                let rtt = r
+                    .rtt_us
+                    .map(|us| format!(", {:.1} ms", us as f64 / 1000.0))
+                    .unwrap_or_default();
                 match &r.path {
-                    Some(PathV1::Direct) => "direct".to_string(),
+                    Some(PathV1::Direct) => format!("direct{rtt}"),
                     Some(PathV1::Relayed { via_name, .. }) => {
-                        format!("relayed via {}", clean(via_name))
+                        format!("relayed via {}{rtt}", clean(via_name))
                     }
                     None => "yes".to_string(),
                 }
@@ -345,6 +349,7 @@ mod tests {
             connected,
             last_seen_ms: last,
             path: None,
+            rtt_us: None,
             is_self,
         }
     }

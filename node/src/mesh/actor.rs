@@ -17,6 +17,7 @@ use hearth_proto::reach::ReachTracker;
 use hearth_proto::record::NodeInfo;
 use hearth_proto::wire::{SyncRequest, SyncRequestV1, RECORDS_TOPIC_PREFIX};
 use hearth_proto::{Body, Hlc, Kind, MeshId, NodeId, NodeKey, Role};
+use libp2p::core::ConnectedPoint;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -132,6 +133,8 @@ pub(super) struct PeerState {
     pub(super) connections: usize,
     /// The relayed ones among them, with the relay each goes through.
     pub(super) relayed: HashMap<ConnectionId, PeerId>,
+    /// The latest ping round trip on each connection: control traffic that went through.
+    pub(super) rtt: HashMap<ConnectionId, Duration>,
     /// Set for guests: when they are closed.
     pub(super) guest_until: Option<Instant>,
 }
@@ -238,6 +241,9 @@ impl MeshActor {
             last_heartbeat: None,
             reservations: Default::default(),
         };
+        for addr in actor.settings.advertise.clone() {
+            actor.swarm.behaviour_mut().candidates.propose(addr);
+        }
         if let Ok(intents) = actor.store.container_routes() {
             actor.container_intents.send_replace(intents);
         }
@@ -390,6 +396,12 @@ impl MeshActor {
                 listener_id,
             } => {
                 info!(%address, "listening");
+                if super::candidates::worth_testing(&address) {
+                    self.swarm
+                        .behaviour_mut()
+                        .candidates
+                        .propose(address.clone());
+                }
                 self.readiness.address_reported(listener_id);
                 self.listen_addrs.insert(address);
                 self.publish_node_info();
@@ -406,7 +418,12 @@ impl MeshActor {
                 ..
             } => {
                 let address = endpoint.get_remote_address().clone();
-                let relay = super::relays::relay_of(&address);
+                // The relay is in the dialed address, or in the local (listening) address of
+                // an inbound circuit, whose remote address is only the source's `/p2p/`.
+                let relay = super::relays::relay_of(match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => address,
+                    ConnectedPoint::Listener { local_addr, .. } => local_addr,
+                });
                 self.dial_targets.retain(|(a, _)| *a != address);
                 let node = node_id(&peer);
                 let member = self.is_member_peer(&peer);
@@ -415,6 +432,7 @@ impl MeshActor {
                     node,
                     connections: 0,
                     relayed: HashMap::new(),
+                    rtt: HashMap::new(),
                     guest_until,
                 });
                 state.connections += 1;
@@ -452,6 +470,7 @@ impl MeshActor {
                 } else if let Some(state) = self.peers.get_mut(&peer) {
                     state.connections = state.connections.saturating_sub(1);
                     state.relayed.remove(&connection_id);
+                    state.rtt.remove(&connection_id);
                 }
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
@@ -491,12 +510,19 @@ impl MeshActor {
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Ping(ping::Event {
                 peer,
-                result: Err(error),
-                ..
-            })) => {
-                debug!(%peer, %error, "ping failed; closing");
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
+                connection,
+                result,
+            })) => match result {
+                Ok(rtt) => {
+                    if let Some(state) = self.peers.get_mut(&peer) {
+                        state.rtt.insert(connection, rtt);
+                    }
+                }
+                Err(error) => {
+                    debug!(%peer, %error, "ping failed; closing that connection");
+                    self.swarm.close_connection(connection);
+                }
+            },
             SwarmEvent::IncomingConnectionError {
                 error: ListenError::Denied { cause },
                 send_back_addr,
@@ -538,6 +564,11 @@ impl MeshActor {
             }
         }
         self.update_gate();
+        let reach = &self.reach;
+        self.swarm
+            .behaviour_mut()
+            .candidates
+            .retest_stale(|addr| reach.has_verdict(&addr.to_string()));
         self.dial_members(now);
         self.dial_targets.retain(|(_, until)| *until > now);
         for (addr, _) in self.dial_targets.clone() {

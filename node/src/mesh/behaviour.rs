@@ -1,11 +1,13 @@
 //! The libp2p behaviour stack and swarm construction, shared by `run` and `join`.
 
+use super::candidates::Candidates;
 use super::gate::Gate;
 use hearth_proto::wire::{
     JoinRequest, JoinResponse, SyncRequest, SyncResponse, JOIN_PROTOCOL, MAX_MESSAGE_BYTES,
     SYNC_PROTOCOL,
 };
 use libp2p::request_response::{self, cbor, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
     autonat, dcutr, gossipsub, identify, identity::Keypair, noise, ping, relay, tcp, yamux,
@@ -32,10 +34,13 @@ pub struct MeshBehaviour {
     pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
     /// Record push to the whole mesh.
     pub gossip: gossipsub::Behaviour,
+    /// This node's own address candidates (see [`super::candidates`]).
+    pub candidates: Candidates,
     /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
     pub autonat: autonat::v2::client::Behaviour,
-    /// Dials peers' addresses back for them.
-    pub autonat_server: autonat::v2::server::Behaviour,
+    /// Dials peers' addresses back for them; off in the short-lived `hearthd join` swarm, so
+    /// no peer sends a test over a connection about to close.
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
     /// Relays between members that cannot reach each other (used on edges: members reserve
     /// only there). Only members get past the gate, so only members use it.
     pub relay: relay::Behaviour,
@@ -114,9 +119,21 @@ fn relay_config() -> relay::Config {
     }
 }
 
+/// What a swarm is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmRole {
+    /// A running node (`hearthd run`).
+    Node,
+    /// `hearthd join`, which exits once admitted.
+    Joiner,
+}
+
 /// Builds a swarm with QUIC and TCP (Noise + Yamux) transports, and relayed connections over
 /// either, for `keypair`.
-pub fn build_swarm(keypair: Keypair) -> Result<Swarm<MeshBehaviour>, TransportError> {
+pub fn build_swarm(
+    keypair: Keypair,
+    role: SwarmRole,
+) -> Result<Swarm<MeshBehaviour>, TransportError> {
     let gossip =
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config()?)
             .map_err(|e| TransportError(e.to_string()))?;
@@ -149,7 +166,11 @@ pub fn build_swarm(keypair: Keypair) -> Result<Swarm<MeshBehaviour>, TransportEr
                 rand::rngs::OsRng,
                 autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),
             ),
-            autonat_server: autonat::v2::server::Behaviour::new(rand::rngs::OsRng),
+            candidates: Candidates::new(key.public().to_peer_id()),
+            autonat_server: Toggle::from(
+                (role == SwarmRole::Node)
+                    .then(|| autonat::v2::server::Behaviour::new(rand::rngs::OsRng)),
+            ),
             relay: relay::Behaviour::new(key.public().to_peer_id(), relay_config()),
             relay_client,
             dcutr: dcutr::Behaviour::new(key.public().to_peer_id()),

@@ -110,6 +110,11 @@ impl MeshActor {
                 let info = infos.get(&node);
                 let is_self = node == self.me;
                 let linked = connected.contains(&node);
+                let (path, rtt_us) = if linked && !is_self {
+                    self.path_to(&node, &infos)
+                } else {
+                    (None, None)
+                };
                 MemberRowV1 {
                     node,
                     name: self.display_name(&node, info),
@@ -121,9 +126,8 @@ impl MeshActor {
                     } else {
                         self.last_seen.get(&node).copied()
                     },
-                    path: (linked && !is_self)
-                        .then(|| self.path_to(&node, &infos))
-                        .flatten(),
+                    path,
+                    rtt_us,
                     is_self,
                 }
             })
@@ -143,17 +147,36 @@ impl MeshActor {
             .unwrap_or_else(|| node.short())
     }
 
-    /// Direct when any connection to `node` is direct, else the relay the first one uses.
-    fn path_to(&self, node: &NodeId, infos: &BTreeMap<NodeId, NodeInfo>) -> Option<PathV1> {
-        let state = self.peers.get(&peer_id(node))?;
-        if state.connections > state.relayed.len() {
-            return Some(PathV1::Direct);
+    /// Direct when any connection to `node` is direct, else the relay the first one uses;
+    /// with the latest ping round trip over such a connection.
+    fn path_to(
+        &self,
+        node: &NodeId,
+        infos: &BTreeMap<NodeId, NodeInfo>,
+    ) -> (Option<PathV1>, Option<u64>) {
+        let Some(state) = self.peers.get(&peer_id(node)) else {
+            return (None, None);
+        };
+        let direct = state.connections > state.relayed.len();
+        let rtt = state
+            .rtt
+            .iter()
+            .filter(|(c, _)| state.relayed.contains_key(c) != direct)
+            .map(|(_, rtt)| rtt.as_micros() as u64)
+            .min();
+        if direct {
+            return (Some(PathV1::Direct), rtt);
         }
-        let via = state.relayed.values().next().and_then(node_id)?;
-        Some(PathV1::Relayed {
-            via,
-            via_name: self.display_name(&via, infos.get(&via)),
-        })
+        let path = state
+            .relayed
+            .values()
+            .next()
+            .and_then(node_id)
+            .map(|via| PathV1::Relayed {
+                via,
+                via_name: self.display_name(&via, infos.get(&via)),
+            });
+        (path, rtt)
     }
 
     fn require_admin(&self) -> Result<(), ApiError> {

@@ -17,6 +17,8 @@ use tracing::{debug, info};
 
 /// Wait before asking an edge for a reservation again after one failed or ended.
 const RETRY: Duration = Duration::from_secs(2);
+/// How long a node without any AutoNAT verdict waits before it reserves relays anyway.
+const UNDECIDED_GRACE: Duration = Duration::from_secs(10);
 
 /// The reservations this node holds or is asking for.
 #[derive(Debug, Default)]
@@ -57,10 +59,14 @@ pub(super) fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl MeshActor {
-    /// Whether this node needs relays: it is not reachable from the internet itself.
+    /// Whether this node needs relays: AutoNAT found it unreachable from the internet (or
+    /// has said nothing for a while). A node that may well be public does not reserve at
+    /// start: relayed connections to it would only get in AutoNAT's way.
     fn needs_relays(&self) -> bool {
+        let undecided = self.reach.is_unknown() && self.started.elapsed() < UNDECIDED_GRACE;
         self.settings.edge_pref != EdgePreference::Always
             && !matches!(self.reach.reach(), Reach::Public { .. })
+            && !undecided
             && !self.election.is_edge(&self.me)
     }
 

@@ -194,16 +194,21 @@ impl LabMesh {
     }
 
     /// Adds the tail of every node's log to an error, so a failing test shows what happened.
+    /// `HEARTH_LAB_LOG_LINES` sets how many lines (default 25).
     pub fn explain<T>(&self, result: Result<T>) -> Result<T> {
+        let lines: usize = std::env::var("HEARTH_LAB_LOG_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(25);
         result.map_err(|e| {
             let tails: String = self
                 .nodes
                 .iter()
                 .map(|n| {
                     format!(
-                        "\n--- {} (last 25 log lines) ---\n{}",
+                        "\n--- {} (last {lines} log lines) ---\n{}",
                         n.name,
-                        n.log_tail(25)
+                        n.log_tail(lines)
                     )
                 })
                 .collect();

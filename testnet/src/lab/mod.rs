@@ -9,6 +9,7 @@
 
 mod cmd;
 mod docker_link;
+mod edges;
 mod exec;
 mod faults;
 mod forward;

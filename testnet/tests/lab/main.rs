@@ -5,6 +5,7 @@
 
 mod dataplane;
 mod docker;
+mod edges;
 mod store;
 
 use anyhow::Result;
