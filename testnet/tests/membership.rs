@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use hearth_node::join::join;
-use hearth_node::mesh::behaviour::{build_swarm, MeshBehaviourEvent};
+use hearth_node::mesh::behaviour::{build_swarm, MeshBehaviourEvent, SwarmRole};
 use hearth_node::mesh::peer_id::{keypair, peer_id};
 use hearth_node::NodeError;
 use hearth_proto::invite::InviteError;
@@ -275,7 +275,7 @@ async fn a_stranger_cannot_stay_connected_or_read_records() -> Result<()> {
     let mesh = LocalMesh::with_nodes(2).await?;
     mesh.converged(&mesh.ids()).await?;
     let stranger = NodeKey::generate();
-    let mut swarm = build_swarm(keypair(&stranger))?;
+    let mut swarm = build_swarm(keypair(&stranger), SwarmRole::Joiner)?;
     // The stranger's own gate lets the members in; only theirs decides.
     for node in &mesh.nodes {
         swarm
