@@ -176,6 +176,9 @@ enum Probe {
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },
+    /// Steady GET load across several edges, retrying on the next edge; print one line
+    /// `ok=N failed=N retried=N max_gap_ms=N … per_edge=IP:PORT:N,…`.
+    FailoverLoad(hearth_testnet::visitor::failover::FailoverArgs),
     /// A non-member dials an edge's tunnel and tries to open a stream; exit 1 if it can.
     QuinnIntrude {
         addr: SocketAddr,
@@ -233,6 +236,7 @@ async fn visit(probe: Probe) -> Result<()> {
             host,
             timeout_ms,
         } => visitor::intrude::intrude(addr, edge_id, &host, ms(timeout_ms)).await,
+        Probe::FailoverLoad(args) => visitor::failover::probe(&args).await,
         other => anyhow::bail!("{other:?} is not a data-plane probe"),
     }
 }

@@ -1,7 +1,9 @@
 //! Client probes a lab test runs on the client host, as a visitor of a published service:
 //! HTTP requests and large bodies ([`http`]), WebSocket echo ([`ws`]), slow and raw TCP
-//! clients ([`raw`]), and a non-member trying the edge's tunnel ([`intrude`]).
+//! clients ([`raw`]), a non-member trying the edge's tunnel ([`intrude`]), and steady load
+//! across several edges that measures failover ([`failover`]).
 
+pub mod failover;
 pub mod http;
 pub mod intrude;
 pub mod raw;
