@@ -18,7 +18,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -52,6 +52,9 @@ pub struct LoadConfig {
     /// The run also stops once this file exists (checked every 50 ms), so a test or benchmark
     /// can end it when it has seen what it needs.
     pub stop_file: Option<PathBuf>,
+    /// Created once every edge has answered at least one request, so a test or benchmark
+    /// knows the load flows through all of them before it breaks one.
+    pub ready_file: Option<PathBuf>,
 }
 
 impl LoadConfig {
@@ -68,6 +71,7 @@ impl LoadConfig {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(2),
             stop_file: None,
+            ready_file: None,
         }
     }
 
@@ -123,6 +127,9 @@ pub struct FailoverArgs {
     /// Stop once this file exists.
     #[arg(long)]
     pub stop_file: Option<PathBuf>,
+    /// Create this file once every edge has answered.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
 }
 
 impl FailoverArgs {
@@ -139,6 +146,7 @@ impl FailoverArgs {
             connect_timeout: ms(self.connect_timeout_ms),
             request_timeout: ms(self.timeout_ms),
             stop_file: self.stop_file.clone(),
+            ready_file: self.ready_file.clone(),
         }
     }
 }
@@ -158,11 +166,30 @@ struct Shared {
     start: Instant,
     /// Sequence number of the next logical request; it also picks the first edge.
     next: AtomicU64,
+    /// Which edges have answered at least once.
+    answered: Vec<AtomicBool>,
+    /// Whether the ready file was created.
+    ready: AtomicBool,
 }
 
 impl Shared {
     fn ms(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes that `edge` answered; creates the ready file once all have.
+    fn answered(&self, edge: SocketAddr) {
+        if let Some(i) = self.config.edges.iter().position(|e| *e == edge) {
+            self.answered[i].store(true, Ordering::Relaxed);
+        }
+        let all = self.answered.iter().all(|a| a.load(Ordering::Relaxed));
+        if all && !self.ready.swap(true, Ordering::Relaxed) {
+            if let Some(file) = &self.config.ready_file {
+                if let Err(e) = std::fs::write(file, b"ready\n") {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot create the ready file");
+                }
+            }
+        }
     }
 }
 
@@ -174,6 +201,12 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport> {
         config: config.clone(),
         start: Instant::now(),
         next: AtomicU64::new(0),
+        answered: config
+            .edges
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        ready: AtomicBool::new(false),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = tokio::task::JoinSet::new();
@@ -243,6 +276,9 @@ async fn worker(
             outcome = logical(&shared.config, seq) => outcome,
             _ = stop.wait_for(|stopped| *stopped) => return (records, true),
         };
+        if let Some(edge) = outcome.edge {
+            shared.answered(edge);
+        }
         records.push(RequestRecord {
             seq,
             start_ms,

@@ -6,6 +6,7 @@
 mod dataplane;
 mod docker;
 mod edges;
+mod failover;
 mod store;
 
 use anyhow::Result;
