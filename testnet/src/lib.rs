@@ -11,6 +11,7 @@ pub mod backend;
 pub mod bench;
 pub mod bench_dataplane;
 pub mod bench_docker;
+pub mod bench_failover;
 pub mod delay;
 pub mod demo;
 pub mod dns_query;

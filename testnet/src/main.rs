@@ -74,6 +74,16 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// Failover gap when an edge is killed under load, time for the mesh and its DNS to drop
+    /// it, and time to elect a newly joined public node (root).
+    Failover {
+        /// Edge kills to time.
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        /// Public nodes to join and time until elected.
+        #[arg(long, default_value_t = 5)]
+        joins: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,5 +314,9 @@ async fn main() -> Result<()> {
             which: Bench::Docker { runs },
             out,
         } => hearth_testnet::bench_docker::docker_start(runs, &out).await,
+        Cmd::Bench {
+            which: Bench::Failover { kills, joins },
+            out,
+        } => hearth_testnet::bench_failover::run(kills, joins, &out).await,
     }
 }

@@ -7,6 +7,7 @@
 //! 198.18.100.0/24. Everything is removed when the [`Lab`] drops, and labs left behind by a
 //! killed test process are removed by the next one.
 
+mod clients;
 mod cmd;
 mod docker_link;
 mod edges;
@@ -17,6 +18,7 @@ mod guard;
 mod mesh;
 mod topology;
 
+pub use clients::LoadRun;
 pub(crate) use cmd::run;
 pub use cmd::{available, LabUnavailable};
 pub use exec::Server;

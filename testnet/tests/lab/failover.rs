@@ -2,11 +2,10 @@
 //! service at home; one edge is killed with -9. The service answers through the other within
 //! 3 s, every node drops the dead edge from its set, and the edges' own DNS stops listing it.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use hearth_testnet::eventually::eventually;
-use hearth_testnet::lab::{labs_can_run, Host, HostKind, Lab, LabMesh, LAB_CONVERGE};
+use hearth_testnet::lab::{labs_can_run, HostKind, Lab, LabMesh, LAB_CONVERGE};
 use hearth_testnet::procs::Binaries;
-use hearth_testnet::visitor::failover::LoadReport;
 use std::collections::BTreeSet;
 
 /// The zone the edges answer for, and the published host inside it.
@@ -15,30 +14,6 @@ const SITE: &str = "app.hearth.test";
 const BACKEND: &str = "127.0.0.1:8080";
 /// The bound on the failover gap.
 const FAILOVER_MS: u64 = 3_000;
-
-/// The A records `server` (an edge's DNS) gives for `name`, asked from `from`.
-async fn a_records(
-    bins: &Binaries,
-    from: &Host,
-    server: &Host,
-    name: &str,
-) -> Result<BTreeSet<String>> {
-    let server = format!("{}:53", server.addr);
-    let out = from
-        .run(
-            &bins.testnet,
-            &["probe", "dns", &server, name, "--type", "A"],
-        )
-        .await?;
-    let mut lines = out.lines();
-    let head = lines.next().unwrap_or_default();
-    ensure!(head.starts_with("rcode=NOERROR aa=true"), "answer: {out}");
-    Ok(lines
-        .filter_map(|l| l.strip_prefix("A "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect())
-}
 
 #[tokio::test]
 async fn killing_an_edge_under_load_fails_over_to_the_other() -> Result<()> {
@@ -110,7 +85,7 @@ async fn killing_an_edge_under_load_fails_over_to_the_other() -> Result<()> {
                 &format!("{}'s DNS lists both edges", edge.name),
                 LAB_CONVERGE,
                 || async {
-                    let seen = a_records(&bins, &client, edge, SITE).await?;
+                    let seen = client.dns_a(&bins.testnet, edge.addr, SITE).await?;
                     ensure!(seen == both, "A {SITE} = {seen:?}");
                     Ok(())
                 },
@@ -119,31 +94,13 @@ async fn killing_an_edge_under_load_fails_over_to_the_other() -> Result<()> {
         }
 
         // Steady load through both edges; once both have answered, pub1 dies.
-        let (ready, stop) = (dir.path().join("ready"), dir.path().join("stop"));
-        let load = client
-            .command(&bins.testnet)
-            .args([
-                "probe",
-                "failover-load",
-                "--host",
-                SITE,
-                "--concurrency",
-                "4",
-            ])
-            .args(["--edge", &format!("{}:80", pub1.addr)])
-            .args(["--edge", &format!("{}:80", pub2.addr)])
-            .args(["--duration-ms", "60000", "--connect-timeout-ms", "1000"])
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--stop-file")
-            .arg(&stop)
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
+        let load =
+            client.failover_load(&bins.testnet, &[pub1.addr, pub2.addr], SITE, dir.path())?;
         eventually(
             "the load flows through both edges",
             LAB_CONVERGE,
             || async {
-                ensure!(ready.exists(), "not yet");
+                ensure!(load.flowing(), "not yet");
                 Ok(())
             },
         )
@@ -158,7 +115,7 @@ async fn killing_an_edge_under_load_fails_over_to_the_other() -> Result<()> {
                 &format!("pub2's DNS drops pub1 from {name}"),
                 LAB_CONVERGE,
                 || async {
-                    let seen = a_records(&bins, &client, &pub2, name).await?;
+                    let seen = client.dns_a(&bins.testnet, pub2.addr, name).await?;
                     ensure!(seen == only_pub2, "A {name} = {seen:?}");
                     Ok(())
                 },
@@ -166,10 +123,7 @@ async fn killing_an_edge_under_load_fails_over_to_the_other() -> Result<()> {
             .await?;
         }
 
-        std::fs::write(&stop, b"stop")?;
-        let out = load.wait_with_output().await?;
-        let line = String::from_utf8_lossy(&out.stdout);
-        let report = LoadReport::parse_line(line.trim()).context("the load's report")?;
+        let report = load.finish().await?;
         eprintln!("failover under load: {report}");
         ensure!(
             report.failed == 0,
