@@ -70,12 +70,18 @@ fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
+/// Log levels unless `HEARTH_LOG` says otherwise. AutoNAT servers time out dialing back the
+/// addresses of members behind NAT, and QUIC cannot send to their LAN addresses: both are
+/// normal here, so only errors of theirs are shown; hickory logs every DNS query at info.
+const DEFAULT_LOG: &str =
+    "info,libp2p=warn,libp2p_autonat=error,quinn_udp=error,hickory_server=warn";
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
-                .unwrap_or_else(|_| "info,libp2p=warn".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG.into()),
         )
         .with_writer(std::io::stderr)
         .init();

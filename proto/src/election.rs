@@ -103,7 +103,11 @@ impl fmt::Display for NotElected {
         match self {
             NotElected::NoHeartbeat => f.write_str("no heartbeat received yet"),
             NotElected::Refuses => f.write_str("configured edge = \"never\""),
-            NotElected::NotPublic { reach } => write!(f, "not public: {reach}"),
+            NotElected::NotPublic { reach } => match reach {
+                Reach::Private { reason } => write!(f, "not public: {reason}"),
+                Reach::Unknown => f.write_str("not public: no AutoNAT verdict yet"),
+                Reach::Public { .. } => f.write_str("public"),
+            },
             NotElected::Stale { age_ms } => {
                 write!(f, "last heartbeat {} ago: down or cut off", Millis(*age_ms))
             }

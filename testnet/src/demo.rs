@@ -1,10 +1,12 @@
 //! `hearth-testnet demo`: a running mesh to look at, until Ctrl-C.
 //!
-//! As root, a namespace lab: a public VPS (the edge), a home behind NAT, a home behind
-//! carrier-grade NAT and a client host, the mesh joined by invites; a small web service on the
-//! home host is published as [`SITE`] and the demo prints how to reach it from the client
-//! host through the edge. Without root, the same mesh of `hearthd` processes on 127.0.0.1,
-//! the founder being the edge. Either way everything is removed on Ctrl-C.
+//! As root, a namespace lab: two public VPSes, a home behind NAT, a home behind carrier-grade
+//! NAT and a client host, the mesh joined by invites. Every node runs `edge = "auto"`: the two
+//! VPSes find themselves public (AutoNAT) and are elected as edges, and answer DNS for
+//! `hearth.test`. A small web service on the home host is published as [`SITE`] and the demo
+//! prints how to reach it from the client host through either edge. Without root, the same
+//! mesh of `hearthd` processes on 127.0.0.1, the founder being the edge (`edge = "always"`:
+//! nothing on loopback is public). Either way everything is removed on Ctrl-C.
 
 use crate::eventually::{eventually, CONVERGE};
 use crate::lab::{available, HostKind, Lab, LabMesh, LAB_CONVERGE};
@@ -17,6 +19,8 @@ use std::time::Duration;
 pub const SITE: &str = "hello.hearth.test";
 /// Where the demo's web service listens on the home host.
 const LAB_BACKEND: &str = "127.0.0.1:8080";
+/// The zone the lab's edges answer DNS for.
+const ZONE: &str = "hearth.test";
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(nodes: usize) -> Result<()> {
@@ -33,6 +37,7 @@ pub async fn run(nodes: usize) -> Result<()> {
 async fn lab_demo(bins: &Binaries) -> Result<()> {
     let lab = Lab::builder()
         .host("vps", HostKind::Public)
+        .host("vps2", HostKind::Public)
         .host("home", HostKind::Home)
         .host("attic", HostKind::Cgnat)
         .host("client", HostKind::Client)
@@ -47,13 +52,17 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
             host.wan_addr
         );
     }
-    let mesh = LabMesh::start(lab, bins).await?;
+    let names: Vec<String> = lab.node_hosts().map(|h| h.name.clone()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mesh = LabMesh::start_with(lab, bins, &names, &[("HEARTH_DNS_ZONE", ZONE)]).await?;
     let ids = mesh.ids()?;
     mesh.all_list(&ids).await?;
+    mesh.edges_everywhere(&["vps", "vps2"]).await?;
     for name in ["home", "attic"] {
         mesh.connected("vps", name).await?;
     }
-    show_members(bins, &mesh.nodes[0])?;
+    show(bins, mesh.node("home")?, "members")?;
+    show(bins, mesh.node("home")?, "edges")?;
     let _backend = mesh
         .lab
         .host("home")?
@@ -65,14 +74,21 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
         .context("starting the web service on home")?;
     let home = mesh.node("home")?;
     home.publish(SITE, LAB_BACKEND, None).await?;
-    wait_routed(mesh.node("vps")?, home.status().await?.node, LAB_CONVERGE).await?;
+    let home_id = home.status().await?.node;
+    for edge in ["vps", "vps2"] {
+        wait_routed(mesh.node(edge)?, home_id, LAB_CONVERGE).await?;
+    }
     let client = mesh.lab.host("client")?;
-    let edge = mesh.lab.host("vps")?.addr;
+    let (edge, edge2) = (mesh.lab.host("vps")?.addr, mesh.lab.host("vps2")?.addr);
     println!(
-        "{SITE} is published on home ({LAB_BACKEND}, behind NAT); from the client host, through the edge vps:"
+        "{SITE} is published on home ({LAB_BACKEND}, behind NAT); from the client host, through either edge:"
     );
     println!(
         "  ip netns exec {} curl -H 'Host: {SITE}' http://{edge}/",
+        client.ns
+    );
+    println!(
+        "  ip netns exec {} curl -H 'Host: {SITE}' http://{edge2}/",
         client.ns
     );
     println!(
@@ -80,11 +96,19 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
         client.ns,
         bins.testnet.display()
     );
+    println!(
+        "the edges' own DNS for {ZONE} lists both (and drops one within seconds of its death):"
+    );
+    println!(
+        "  ip netns exec {} {} probe dns {edge}:53 {SITE}",
+        client.ns,
+        bins.testnet.display()
+    );
     println!("look inside (as root, in another terminal):");
     for node in &mesh.nodes {
         let host = mesh.lab.host(&node.name)?;
         println!(
-            "  ip netns exec {} {} --socket {} members",
+            "  ip netns exec {} {} --socket {} edges",
             host.ns,
             bins.hearthctl.display(),
             node.socket().display()
@@ -138,7 +162,7 @@ async fn loopback_mesh(
     nodes: usize,
     mesh: &mut Vec<ProcNode>,
 ) -> Result<()> {
-    // Until edge election exists, the founder is the edge.
+    // Nothing on loopback is public, so the founder is made the edge.
     let mut founder = ProcNode::new(bins, root.join("node0"), "node0").edge();
     founder.init().await?;
     founder.run().await?;
@@ -165,7 +189,7 @@ async fn loopback_mesh(
         )
         .await?;
     }
-    show_members(bins, &mesh[0])?;
+    show(bins, &mesh[0], "members")?;
     // The web service runs in this process; the last node (not the edge, if there are two or
     // more) hosts the route, so requests cross a tunnel.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -224,14 +248,15 @@ async fn wait_routed(edge: &ProcNode, host: NodeId, within: Duration) -> Result<
     .await
 }
 
-fn show_members(bins: &Binaries, node: &ProcNode) -> Result<()> {
+/// Prints `hearthctl COMMAND` as `node` answers it.
+fn show(bins: &Binaries, node: &ProcNode, command: &str) -> Result<()> {
     let table = std::process::Command::new(&bins.hearthctl)
         .arg("--socket")
         .arg(node.socket())
-        .arg("members")
+        .arg(command)
         .output()?;
     println!(
-        "\nmembers, as {} sees them:\n{}",
+        "\nhearthctl {command}, as {} sees it:\n{}",
         node.name,
         String::from_utf8_lossy(&table.stdout)
     );

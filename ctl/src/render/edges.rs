@@ -112,7 +112,7 @@ mod tests {
         assert!(lines[3].contains("yes #2") && lines[3].contains("198.18.0.12"));
         // A non-edge shows no addresses, and its reason cannot smuggle escapes.
         assert!(!lines[4].contains("198.19.1.2"), "{text}");
-        assert!(lines[4].contains("not public: private: AutoNAT could not dial back?[31m"));
+        assert!(lines[4].contains("not public: AutoNAT could not dial back?[31m"));
         assert!(lines[2].contains("0.3s ago"));
     }
 }

@@ -201,7 +201,7 @@ pub fn members(rows: &[MemberRowV1], now_ms: u64) -> String {
                 clean(&r.name),
                 r.node.short(),
                 r.role.to_string(),
-                list_or(&r.addrs, ",", "-"),
+                addresses(&r.addrs),
                 connected,
                 last_seen,
             ]
@@ -211,6 +211,20 @@ pub fn members(rows: &[MemberRowV1], now_ms: u64) -> String {
         &["NAME", "ID", "ROLE", "ADDRESSES", "CONNECTED", "LAST SEEN"],
         body,
     )
+}
+
+/// A member's addresses for the table: the direct ones, then how many go through relays
+/// (those are long and say little; `--json` has them all).
+fn addresses(addrs: &[String]) -> String {
+    let (relayed, direct): (Vec<&String>, Vec<&String>) = addrs
+        .iter()
+        .partition(|a| hearth_proto::addr::is_relayed(a));
+    let direct: Vec<String> = direct.into_iter().cloned().collect();
+    let mut text = list_or(&direct, ",", "-");
+    if !relayed.is_empty() {
+        text.push_str(&format!(" (+{} relayed)", relayed.len()));
+    }
+    text
 }
 
 /// `hearthctl invite`: the code alone on the first line (so `| head -1` gets it), then what it
@@ -454,6 +468,31 @@ mod tests {
                 "{header} misaligned in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn member_paths_and_relayed_addresses_are_short() {
+        let mut home = row("home2", true, false, Some(0));
+        home.addrs = vec![
+            "/ip4/198.19.2.2/udp/7700/quic-v1".into(),
+            "/ip4/198.18.0.11/udp/7700/quic-v1/p2p/12D3KooWA/p2p-circuit/p2p/12D3KooWB".into(),
+            "/ip4/198.18.0.12/udp/7700/quic-v1/p2p/12D3KooWC/p2p-circuit/p2p/12D3KooWB".into(),
+        ];
+        home.path = Some(PathV1::Relayed {
+            via: NodeKey::generate().id(),
+            via_name: "vps".into(),
+        });
+        home.rtt_us = Some(1_500);
+        let mut vps = row("vps", true, false, Some(0));
+        vps.path = Some(PathV1::Direct);
+        let text = members(&[home, vps], 1_000);
+        assert!(
+            text.contains("/ip4/198.19.2.2/udp/7700/quic-v1 (+2 relayed)"),
+            "{text}"
+        );
+        assert!(!text.contains("p2p-circuit"), "{text}");
+        assert!(text.contains("relayed via vps, 1.5 ms"), "{text}");
+        assert!(text.contains(" direct "), "{text}");
     }
 
     #[test]
