@@ -4,18 +4,14 @@
 
 use crate::bench::{stats, write_section, Stats};
 use crate::eventually::eventually;
-use crate::lab::{HostKind, Lab, LabMesh, LAB_CONVERGE};
+use crate::lab::{EdgeSite, LabMesh, LAB_CONVERGE, SITE, SITE_ZONE as ZONE};
 use crate::procs::Binaries;
 use anyhow::{bail, ensure, Result};
 use hearth_proto::api::{CommandV1, ResponseV1};
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const ZONE: &str = "hearth.test";
-const SITE: &str = "app.hearth.test";
-const BACKEND: &str = "127.0.0.1:8080";
 /// How often the timed conditions are polled.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -34,37 +30,15 @@ struct Kill {
 pub async fn run(kills: usize, joins: usize, out: &Path) -> Result<()> {
     crate::lab::available()?;
     let bins = Binaries::locate()?;
-    let mut builder = Lab::builder()
-        .host("pub1", HostKind::Public)
-        .host("pub2", HostKind::Public)
-        .host("home", HostKind::Home)
-        .host("client", HostKind::Client);
     let late: Vec<String> = (1..=joins).map(|i| format!("late{i}")).collect();
-    for name in &late {
-        builder = builder.host(name, HostKind::Public);
-    }
-    let mut mesh = LabMesh::start_with(
-        builder.build()?,
-        &bins,
-        &["pub1", "pub2", "home"],
-        &[("HEARTH_DNS_ZONE", ZONE)],
-    )
-    .await?;
-    let home = mesh.lab.host("home")?.clone();
-    let _backend = home
-        .serve(
-            &bins.testnet,
-            &["probe", "http-backend", BACKEND, "--name", "home"],
-        )
-        .await?;
-    mesh.node("home")?.publish(SITE, BACKEND, None).await?;
+    let mut site = EdgeSite::start(&bins, &late).await?;
     let dir = tempfile::tempdir()?;
 
     let mut results = Vec::new();
     for k in 0..kills {
         let victim = if k % 2 == 0 { "pub1" } else { "pub2" };
-        let attempt = kill_once(&mut mesh, &bins, victim, k, dir.path()).await;
-        let kill = mesh.explain(attempt)?;
+        let attempt = kill_once(&mut site, &bins, victim, k, dir.path()).await;
+        let kill = site.mesh.explain(attempt)?;
         println!(
             "kill {k} ({victim}): gap {} ms, dropped everywhere after {} ms, DNS after {} ms, {} retried, {} failed",
             kill.gap.as_millis(),
@@ -79,8 +53,8 @@ pub async fn run(kills: usize, joins: usize, out: &Path) -> Result<()> {
     let mut elected_after_join = Vec::new();
     let mut elected_after_run = Vec::new();
     for name in &late {
-        let attempt = join_once(&mut mesh, name).await;
-        let (from_join, from_run) = mesh.explain(attempt)?;
+        let attempt = join_once(&mut site.mesh, name).await;
+        let (from_join, from_run) = site.mesh.explain(attempt)?;
         println!(
             "{name}: elected {} ms after `hearthd join`, {} ms after `hearthd run` answered",
             from_join.as_millis(),
@@ -102,46 +76,19 @@ pub async fn run(kills: usize, joins: usize, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Waits until both edges are elected everywhere and serve the site: a tunnel from home, and
-/// their DNS listing both.
-async fn both_serving(mesh: &LabMesh, bins: &Binaries) -> Result<()> {
-    mesh.edges_everywhere(&["pub1", "pub2"]).await?;
-    let home_id = mesh.node("home")?.status().await?.node;
-    let client = mesh.lab.host("client")?.clone();
-    let both: BTreeSet<String> = edge_ips(mesh)?.iter().map(|a| a.to_string()).collect();
-    for edge in ["pub1", "pub2"] {
-        let node = mesh.node(edge)?;
-        let addr = mesh.lab.host(edge)?.addr;
-        eventually(&format!("{edge} serves {SITE}"), LAB_CONVERGE, || async {
-            let plane = node.status().await?.data_plane;
-            ensure!(plane.tunnels.contains(&home_id), "no tunnel from home");
-            ensure!(plane.dns_listen.is_some(), "no DNS");
-            let seen = client.dns_a(&bins.testnet, addr, SITE).await?;
-            ensure!(seen == both, "DNS lists {seen:?}");
-            Ok(())
-        })
-        .await?;
-    }
-    Ok(())
-}
-
-fn edge_ips(mesh: &LabMesh) -> Result<[Ipv4Addr; 2]> {
-    Ok([mesh.lab.host("pub1")?.addr, mesh.lab.host("pub2")?.addr])
-}
-
 /// One kill -9 of `victim` under load, then its restart.
 async fn kill_once(
-    mesh: &mut LabMesh,
+    site: &mut EdgeSite,
     bins: &Binaries,
     victim: &str,
     k: usize,
     dir: &Path,
 ) -> Result<Kill> {
-    both_serving(mesh, bins).await?;
-    let client = mesh.lab.host("client")?.clone();
+    site.both_serving().await?;
+    let client = site.mesh.lab.host("client")?.clone();
     let survivor = if victim == "pub1" { "pub2" } else { "pub1" };
-    let survivor_addr = mesh.lab.host(survivor)?.addr;
-    let load = client.failover_load(&bins.testnet, &edge_ips(mesh)?, SITE, dir)?;
+    let survivor_addr = site.mesh.lab.host(survivor)?.addr;
+    let load = client.failover_load(&bins.testnet, &site.edge_addrs()?, SITE, dir)?;
     eventually(
         "the load flows through both edges",
         LAB_CONVERGE,
@@ -154,7 +101,7 @@ async fn kill_once(
     // Kills land at different points of the victim's heartbeat period.
     tokio::time::sleep(Duration::from_millis(300 + (k as u64 * 137) % 1000)).await;
     let killed = Instant::now();
-    mesh.node_mut(victim)?.kill().await;
+    site.mesh.node_mut(victim)?.kill().await;
 
     let deadline = killed + LAB_CONVERGE;
     let (mut dropped, mut dns) = (None, None);
@@ -166,7 +113,7 @@ async fn kill_once(
                 LAB_CONVERGE
             );
         }
-        if dropped.is_none() && all_elect(mesh, &[survivor]).await? {
+        if dropped.is_none() && all_elect(&site.mesh, &[survivor]).await? {
             dropped = Some(killed.elapsed());
         }
         if dns.is_none() && client.dns_a(&bins.testnet, survivor_addr, SITE).await? == only {
@@ -175,7 +122,7 @@ async fn kill_once(
         tokio::time::sleep(POLL).await;
     }
     let report = load.finish().await?;
-    mesh.node_mut(victim)?.run().await?;
+    site.mesh.node_mut(victim)?.run().await?;
     Ok(Kill {
         gap: Duration::from_millis(report.max_gap_ms),
         dropped: dropped.unwrap_or_default(),

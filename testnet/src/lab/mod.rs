@@ -16,6 +16,7 @@ mod faults;
 mod forward;
 mod guard;
 mod mesh;
+mod site;
 mod topology;
 
 pub use clients::LoadRun;
@@ -24,4 +25,5 @@ pub use cmd::{available, LabUnavailable};
 pub use exec::Server;
 pub use guard::labs_can_run;
 pub use mesh::{LabMesh, LAB_CONVERGE};
+pub use site::{EdgeSite, SITE, SITE_ZONE};
 pub use topology::{Host, HostKind, Lab, LabBuilder};
