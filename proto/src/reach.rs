@@ -54,7 +54,8 @@ fn without_peer(addr: &str) -> &str {
     }
 }
 
-/// Turns AutoNAT results into a [`Reach`]. Pure: every method takes `now_ms`.
+/// Turns dial-back results (AutoNAT, and members asked directly) into a [`Reach`]. Pure:
+/// every method that depends on time takes `now_ms`.
 #[derive(Debug, Clone, Default)]
 pub struct ReachTracker {
     /// Confirmed addresses that qualify an edge, with when each was confirmed.
@@ -100,14 +101,6 @@ impl ReachTracker {
         let mut reason = error.to_string();
         reason.truncate(MAX_REASON_LEN);
         self.failed.insert(addr.to_string(), reason);
-    }
-
-    /// Whether AutoNAT has given a verdict on `addr`.
-    pub fn has_verdict(&self, addr: &str) -> bool {
-        let addr = without_peer(addr);
-        self.confirmed.contains_key(addr)
-            || self.confirmed_other.contains_key(addr)
-            || self.failed.contains_key(addr)
     }
 
     /// The address is no longer this node's (its listener or mapping went away).
@@ -172,7 +165,6 @@ mod tests {
         tracker.confirmed(QUIC, 1_000);
         tracker.confirmed("/ip4/198.18.0.11/udp/7700/quic-v1/p2p/x/p2p-circuit", 1_500);
         tracker.confirmed(&format!("{QUIC}/p2p/12D3KooWA"), 2_000);
-        assert!(tracker.has_verdict(QUIC));
         assert_eq!(
             tracker.reach(),
             Reach::Public {

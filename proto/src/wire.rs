@@ -85,6 +85,13 @@ pub enum SyncRequestV1 {
         /// The sender's versions (empty to just compare digests).
         versions: Vec<RecordVersion>,
     },
+    /// Reachability: "dial me back over QUIC on this UDP port, at the IP you see me at". The
+    /// libp2p AutoNAT v2 client asks only peers it dialed itself, which a public node whose
+    /// peers are all behind NAT has none of; this works over any connection.
+    DialBack {
+        /// The sender's QUIC listen port.
+        port: u16,
+    },
 }
 
 /// Answers to [`SyncRequest`].
@@ -115,4 +122,11 @@ pub enum SyncResponseV1 {
     InSync,
     /// The sender is not a current member here; nothing was read or stored.
     NotAMember,
+    /// DialBack handled: the address dialed and whether a connection came up there.
+    DialedBack {
+        /// The multiaddr dialed (the IP this member sees the sender at, the asked port).
+        addr: String,
+        /// `Ok` when the connection came up, else why not.
+        result: Result<(), String>,
+    },
 }

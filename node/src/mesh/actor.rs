@@ -135,6 +135,8 @@ pub(super) struct PeerState {
     pub(super) relayed: HashMap<ConnectionId, PeerId>,
     /// The latest ping round trip on each connection: control traffic that went through.
     pub(super) rtt: HashMap<ConnectionId, Duration>,
+    /// The remote address of each direct connection (where this node sees the peer).
+    pub(super) remotes: HashMap<ConnectionId, Multiaddr>,
     /// Set for guests: when they are closed.
     pub(super) guest_until: Option<Instant>,
 }
@@ -178,6 +180,8 @@ pub struct MeshActor {
     pub(super) last_heartbeat: Option<Instant>,
     /// Relay reservations on edges, while this node is not public.
     pub(super) reservations: super::relays::Reservations,
+    /// Dial-backs asked of members and served for them.
+    pub(super) dialbacks: super::dialback::DialBacks,
 }
 
 impl std::fmt::Debug for MeshActor {
@@ -240,10 +244,8 @@ impl MeshActor {
             election: Election::default(),
             last_heartbeat: None,
             reservations: Default::default(),
+            dialbacks: Default::default(),
         };
-        for addr in actor.settings.advertise.clone() {
-            actor.swarm.behaviour_mut().candidates.propose(addr);
-        }
         if let Ok(intents) = actor.store.container_routes() {
             actor.container_intents.send_replace(intents);
         }
@@ -396,12 +398,6 @@ impl MeshActor {
                 listener_id,
             } => {
                 info!(%address, "listening");
-                if super::candidates::worth_testing(&address) {
-                    self.swarm
-                        .behaviour_mut()
-                        .candidates
-                        .propose(address.clone());
-                }
                 self.readiness.address_reported(listener_id);
                 self.listen_addrs.insert(address);
                 self.publish_node_info();
@@ -433,12 +429,19 @@ impl MeshActor {
                     connections: 0,
                     relayed: HashMap::new(),
                     rtt: HashMap::new(),
+                    remotes: HashMap::new(),
                     guest_until,
                 });
                 state.connections += 1;
-                if let Some(relay) = relay {
-                    state.relayed.insert(connection_id, relay);
+                match relay {
+                    Some(relay) => {
+                        state.relayed.insert(connection_id, relay);
+                    }
+                    None => {
+                        state.remotes.insert(connection_id, address.clone());
+                    }
                 }
+                self.dial_back_done(connection_id, Ok(()));
                 if member {
                     if let Some(node) = node {
                         self.last_seen.insert(node, now_ms());
@@ -471,6 +474,7 @@ impl MeshActor {
                     state.connections = state.connections.saturating_sub(1);
                     state.relayed.remove(&connection_id);
                     state.rtt.remove(&connection_id);
+                    state.remotes.remove(&connection_id);
                 }
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
@@ -534,11 +538,17 @@ impl MeshActor {
             SwarmEvent::OutgoingConnectionError {
                 error: DialError::Denied { cause },
                 peer_id,
-                ..
+                connection_id,
             } => {
                 self.refused_connections += 1;
                 info!(?peer_id, %cause, "refused connection");
+                self.dial_back_done(connection_id, Err(cause.to_string()));
             }
+            SwarmEvent::OutgoingConnectionError {
+                error,
+                connection_id,
+                ..
+            } => self.dial_back_done(connection_id, Err(error.to_string())),
             _ => {}
         }
     }
@@ -564,11 +574,7 @@ impl MeshActor {
             }
         }
         self.update_gate();
-        let reach = &self.reach;
-        self.swarm
-            .behaviour_mut()
-            .candidates
-            .retest_stale(|addr| reach.has_verdict(&addr.to_string()));
+        self.ask_dial_back();
         self.dial_members(now);
         self.dial_targets.retain(|(_, until)| *until > now);
         for (addr, _) in self.dial_targets.clone() {

@@ -1,6 +1,5 @@
 //! The libp2p behaviour stack and swarm construction, shared by `run` and `join`.
 
-use super::candidates::Candidates;
 use super::gate::Gate;
 use hearth_proto::wire::{
     JoinRequest, JoinResponse, SyncRequest, SyncResponse, JOIN_PROTOCOL, MAX_MESSAGE_BYTES,
@@ -34,8 +33,6 @@ pub struct MeshBehaviour {
     pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
     /// Record push to the whole mesh.
     pub gossip: gossipsub::Behaviour,
-    /// This node's own address candidates (see [`super::candidates`]).
-    pub candidates: Candidates,
     /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
     pub autonat: autonat::v2::client::Behaviour,
     /// Dials peers' addresses back for them; off in the short-lived `hearthd join` swarm, so
@@ -166,7 +163,6 @@ pub fn build_swarm(
                 rand::rngs::OsRng,
                 autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),
             ),
-            candidates: Candidates::new(key.public().to_peer_id()),
             autonat_server: Toggle::from(
                 (role == SwarmRole::Node)
                     .then(|| autonat::v2::server::Behaviour::new(rand::rngs::OsRng)),

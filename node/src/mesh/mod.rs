@@ -5,9 +5,9 @@ mod admission;
 // The `NetworkBehaviour` derive generates an event enum without docs or Debug.
 #[allow(missing_docs, missing_debug_implementations)]
 pub mod behaviour;
-mod candidates;
 mod commands;
 mod containers;
+mod dialback;
 mod edges;
 pub mod gate;
 pub mod peer_id;

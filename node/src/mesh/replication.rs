@@ -96,11 +96,14 @@ impl MeshActor {
         //   members, so a hub reaches every leaf in one step.
         // Gossipsub still carries records further; duplicates cost one stale check, and
         // anti-entropy repairs anything both paths miss.
+        // Heartbeats (NodeInfo) are not passed on: every member dials every other (relayed if
+        // need be), so the author's own push reaches all, a missed one is replaced within a
+        // second, and passing each on would cost n² messages per heartbeat.
         let first_hop: Vec<Record> = match from {
             None => stored.to_vec(),
             Some(source) => stored
                 .iter()
-                .filter(|r| node_id(&source) == Some(r.author))
+                .filter(|r| node_id(&source) == Some(r.author) && r.kind != Kind::NodeInfo)
                 .cloned()
                 .collect(),
         };
@@ -236,11 +239,11 @@ impl MeshActor {
         match event {
             request_response::Event::Message {
                 peer,
+                connection_id,
                 message:
                     Message::Request {
                         request, channel, ..
                     },
-                ..
             } => {
                 let response = if !self.is_member_peer(&peer) {
                     if let Some(state) = self.peers.get_mut(&peer) {
@@ -261,6 +264,11 @@ impl MeshActor {
                                 self.delta_for(versions)
                             }
                         }
+                        SyncRequestV1::DialBack { port } => {
+                            // Answered once the dial succeeds or fails.
+                            self.serve_dial_back(peer, connection_id, port, channel);
+                            return;
+                        }
                     }
                 };
                 let _ = self
@@ -271,10 +279,18 @@ impl MeshActor {
             }
             request_response::Event::Message {
                 peer,
-                message: Message::Response { response, .. },
+                message:
+                    Message::Response {
+                        response,
+                        request_id,
+                    },
                 ..
             } => {
                 let SyncResponse::V1(response) = response;
+                if let SyncResponseV1::DialedBack { addr, result } = response {
+                    self.dial_back_answered(request_id, Some((addr, result)));
+                    return;
+                }
                 if let SyncResponseV1::Delta { records, want } = response {
                     if !self.is_member_peer(&peer) {
                         return;
@@ -290,8 +306,15 @@ impl MeshActor {
                     }
                 }
             }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "sync request failed");
+            request_response::Event::OutboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                if !self.dial_back_answered(request_id, None) {
+                    debug!(%peer, %error, "sync request failed");
+                }
             }
             _ => {}
         }

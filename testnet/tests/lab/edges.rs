@@ -100,3 +100,20 @@ async fn the_public_nodes_are_elected_and_members_behind_nat_reach_each_other() 
     .await;
     mesh.explain(result)
 }
+
+/// The most common mesh: one VPS and a home server. The VPS never dials the home (it cannot),
+/// so the AutoNAT v2 client, which asks only peers it dialed, has no one to ask; the home
+/// member dialing the VPS's QUIC port back is what gets it elected.
+#[tokio::test]
+async fn a_vps_whose_only_peer_is_behind_nat_is_elected() -> Result<()> {
+    if !labs_can_run("lab lone VPS election") {
+        return Ok(());
+    }
+    let lab = Lab::builder()
+        .host("vps", HostKind::Public)
+        .host("home", HostKind::Home)
+        .build()?;
+    let mesh = LabMesh::start(lab, &Binaries::locate()?).await?;
+    let result = mesh.edges_everywhere(&["vps"]).await;
+    mesh.explain(result)
+}
