@@ -311,10 +311,8 @@ impl MeshActor {
                 error,
                 request_id,
                 ..
-            } => {
-                if !self.dial_back_answered(request_id, None) {
-                    debug!(%peer, %error, "sync request failed");
-                }
+            } if !self.dial_back_answered(request_id, None) => {
+                debug!(%peer, %error, "sync request failed");
             }
             _ => {}
         }
