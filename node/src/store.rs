@@ -490,6 +490,18 @@ impl Store {
         Ok(digest(&self.versions()?))
     }
 
+    /// Digest of everything but the NodeInfo heartbeats, which change every second: equal on
+    /// two nodes means the same members, revocations and routes. What `hearthctl status`
+    /// shows, so people (and tests) can compare nodes.
+    pub fn state_digest(&self) -> Result<[u8; 32], StoreError> {
+        let versions: Vec<RecordVersion> = self
+            .versions()?
+            .into_iter()
+            .filter(|v| v.id.kind != Kind::NodeInfo)
+            .collect();
+        Ok(digest(&versions))
+    }
+
     /// The highest timestamp stored, to start this node's clock after it.
     pub fn max_hlc(&self) -> Result<Hlc, StoreError> {
         Ok(self

@@ -232,7 +232,8 @@ pub struct StatusV1 {
     pub refused_connections: u64,
     /// Peers this node forwards record gossip to directly (its gossipsub mesh).
     pub gossip_peers: usize,
-    /// Hex digest of every record version in the store: equal on two nodes means equal state.
+    /// Hex digest of every record version in the store but the NodeInfo heartbeats (which
+    /// change every second): equal on two nodes means the same members and routes.
     pub digest: String,
     /// Seconds since `hearthd run` started.
     pub uptime_secs: u64,

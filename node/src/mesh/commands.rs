@@ -81,7 +81,11 @@ impl MeshActor {
                 .gossip
                 .mesh_peers(&self.topic.hash())
                 .count(),
-            digest: self.store.digest().map(hex::encode).unwrap_or_default(),
+            digest: self
+                .store
+                .state_digest()
+                .map(hex::encode)
+                .unwrap_or_default(),
             uptime_secs: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_plane: self.data_plane.snapshot(),

@@ -96,14 +96,16 @@ impl MeshActor {
         //   members, so a hub reaches every leaf in one step.
         // Gossipsub still carries records further; duplicates cost one stale check, and
         // anti-entropy repairs anything both paths miss.
-        // Heartbeats (NodeInfo) are not passed on: every member dials every other (relayed if
-        // need be), so the author's own push reaches all, a missed one is replaced within a
-        // second, and passing each on would cost n² messages per heartbeat.
+        // Heartbeats (NodeInfo) are passed on by edges only: every member keeps a connection
+        // to every edge, so that reaches whoever the author has no connection to (yet), while
+        // every node passing every heartbeat on would cost n² messages per heartbeat.
+        let hub = self.election.is_edge(&self.me);
         let first_hop: Vec<Record> = match from {
             None => stored.to_vec(),
             Some(source) => stored
                 .iter()
-                .filter(|r| node_id(&source) == Some(r.author) && r.kind != Kind::NodeInfo)
+                .filter(|r| node_id(&source) == Some(r.author))
+                .filter(|r| hub || r.kind != Kind::NodeInfo)
                 .cloned()
                 .collect(),
         };

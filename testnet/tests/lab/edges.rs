@@ -36,6 +36,25 @@ async fn the_public_nodes_are_elected_and_members_behind_nat_reach_each_other() 
     let result = async {
         mesh.all_list(&mesh.ids()?).await?;
         mesh.edges_everywhere(&["pub1", "pub2"]).await?;
+        for observer in FIRST {
+            let node = mesh.node(observer)?;
+            eventually(
+                &format!("{observer} has every member's heartbeat"),
+                LAB_CONVERGE,
+                || async {
+                    let report = node.edges().await?;
+                    let missing: Vec<&str> = report
+                        .rows
+                        .iter()
+                        .filter(|r| r.heartbeat_age_ms.is_none())
+                        .map(|r| r.name.as_str())
+                        .collect();
+                    ensure!(missing.is_empty(), "none yet from {missing:?}");
+                    Ok(())
+                },
+            )
+            .await?;
+        }
 
         // The others are never elected, and every node says why: they are not public. Checked
         // on every node, ten times 0.3 s apart while heartbeats keep arriving: a negative
