@@ -141,6 +141,9 @@ pub struct NodeInfo {
     pub lease_ms: u64,
     /// The `edges.max` it is configured with; the mesh uses the smallest live one.
     pub edges_max: u8,
+    /// When its `hearthd run` started (Unix ms): a new value means a new process, so peers
+    /// redial it at once instead of waiting out a dial backoff.
+    pub started_ms: u64,
 }
 
 /// A decoded record body.

@@ -166,6 +166,10 @@ pub struct MeshActor {
     pub(super) rejected: BTreeMap<&'static str, u64>,
     pub(super) refused_connections: u64,
     pub(super) started: Instant,
+    /// `started` in Unix ms, announced in NodeInfo.
+    pub(super) started_ms: u64,
+    /// The start time each member last announced, to notice restarts.
+    pub(super) peer_starts: HashMap<NodeId, u64>,
     pub(super) topic: gossipsub::IdentTopic,
     readiness: Readiness,
     pub(super) view: watch::Sender<Arc<MeshView>>,
@@ -234,6 +238,8 @@ impl MeshActor {
             rejected: BTreeMap::new(),
             refused_connections: 0,
             started: Instant::now(),
+            started_ms: now_ms(),
+            peer_starts: HashMap::new(),
             readiness: Readiness::new(settings_listeners),
             topic,
             view: links.view,
@@ -581,6 +587,21 @@ impl MeshActor {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 debug!(%addr, error = %e, "dial failed");
             }
+        }
+    }
+
+    /// `node` announced a start time: if it is a new one (the member restarted) and this
+    /// node has no connection to it, its dial backoff ends now.
+    pub(super) fn heard_start(&mut self, node: NodeId, started_ms: u64) {
+        if node == self.me || self.peer_starts.insert(node, started_ms) == Some(started_ms) {
+            return;
+        }
+        let connected = self
+            .peers
+            .get(&peer_id(&node))
+            .is_some_and(|s| s.connections > 0);
+        if !connected {
+            self.backoff.remove(&node);
         }
     }
 

@@ -95,6 +95,11 @@ fn gossip_config() -> Result<gossipsub::Config, TransportError> {
         .map_err(|e| TransportError(e.to_string()))
 }
 
+/// Silence after which a QUIC control-plane connection is dead, and the keep-alive that keeps
+/// a live one (and its NAT mapping) from falling silent.
+const QUIC_IDLE_TIMEOUT_MS: u32 = 4_000;
+const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(1);
+
 /// How often AutoNAT tests untested candidate addresses: often, because a public node is
 /// elected only after one of them is confirmed.
 const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -142,7 +147,13 @@ pub fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| TransportError(e.to_string()))?
-        .with_quic()
+        .with_quic_config(|mut quic| {
+            // A dead peer (killed, restarted, cut off) is noticed within the heartbeat lease,
+            // so the node redials its new process instead of trusting a dead connection.
+            quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
+            quic.keep_alive_interval = QUIC_KEEP_ALIVE;
+            quic
+        })
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| TransportError(e.to_string()))?
         .with_behaviour(|key, relay_client| MeshBehaviour {
@@ -151,10 +162,11 @@ pub fn build_swarm(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_agent_version(format!("hearthd/{}", env!("CARGO_PKG_VERSION"))),
             ),
+            // Pings also find dead TCP connections, which have no idle timeout of their own.
             ping: ping::Behaviour::new(
                 ping::Config::new()
-                    .with_interval(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(10)),
+                    .with_interval(Duration::from_secs(2))
+                    .with_timeout(Duration::from_secs(4)),
             ),
             join: codec(JOIN_PROTOCOL),
             sync: codec(SYNC_PROTOCOL),

@@ -50,6 +50,7 @@ impl MeshActor {
             heartbeat_ms: now_ms(),
             lease_ms: self.settings.lease.as_millis() as u64,
             edges_max: self.settings.edges_max,
+            started_ms: self.started_ms,
         };
         match self.write(Body::NodeInfo(info)) {
             Ok(_) => self.last_heartbeat = Some(Instant::now()),

@@ -80,6 +80,12 @@ impl MeshActor {
         {
             self.refresh_election();
         }
+        // A member that restarted is dialed now rather than when its backoff ends.
+        for record in stored.iter().filter(|r| r.kind == Kind::NodeInfo) {
+            if let Ok(Body::NodeInfo(info)) = record.decode_body() {
+                self.heard_start(record.author, info.started_ms);
+            }
+        }
         if stored.iter().any(|r| {
             matches!(
                 r.kind,

@@ -48,7 +48,11 @@ impl LabMesh {
         hosts: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("hearth-lab").tempdir()?;
+        // `HEARTH_LAB_KEEP=1` keeps the data dirs and logs for a look afterwards.
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-lab")
+            .disable_cleanup(std::env::var_os("HEARTH_LAB_KEEP").is_some())
+            .tempdir()?;
         let mut order: Vec<&str> = hosts.to_vec();
         let founder_at = order
             .iter()

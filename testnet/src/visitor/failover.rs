@@ -157,8 +157,19 @@ impl FailoverArgs {
 pub async fn probe(args: &FailoverArgs) -> Result<()> {
     let report = run(&args.config()).await?;
     println!("{report}");
+    // Why requests failed, on stderr for people: the first few distinct reasons, with when.
+    let mut seen = std::collections::BTreeSet::new();
+    for record in report.requests.iter().filter(|r| !r.ok) {
+        let error = record.error.clone().unwrap_or_default();
+        if seen.len() < MAX_REASONS_SHOWN && seen.insert(error.clone()) {
+            eprintln!("failed at {} ms: {error}", record.start_ms);
+        }
+    }
     Ok(())
 }
+
+/// Distinct failure reasons `probe failover-load` prints.
+const MAX_REASONS_SHOWN: usize = 5;
 
 /// State every worker shares.
 struct Shared {
