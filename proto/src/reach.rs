@@ -137,7 +137,7 @@ impl ReachTracker {
             };
         }
         if let Some((addr, error)) = self.failed.iter().next() {
-            let mut reason = format!("AutoNAT could not dial back {addr}: {error}");
+            let mut reason = format!("not reachable at {addr}: {error}");
             reason.truncate(MAX_REASON_LEN);
             return Reach::Private { reason };
         }
@@ -194,7 +194,10 @@ mod tests {
         let Reach::Private { reason } = tracker.reach() else {
             panic!("{:?}", tracker.reach());
         };
-        assert!(reason.contains("198.18.0.101") && reason.contains("dial error"));
+        assert_eq!(
+            reason,
+            "not reachable at /ip4/198.18.0.101/udp/40000/quic-v1: dial error"
+        );
 
         let mut relayed = ReachTracker::default();
         relayed.failed("/p2p/12D3KooWA", "server failed to establish a connection");

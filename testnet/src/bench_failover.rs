@@ -221,11 +221,12 @@ fn report(
          Requests that failed on both edges: {failed}; requests retried on the other edge after \
          an attempt on the dead one: {retried}. Goal (failover at most 3 s): {verdict}. A \
          killed process's host answers new connections with a reset at once, so the retry costs \
-         one round trip; a host that vanishes instead costs the client's connect timeout (1 s in \
-         this probe) per request that tries it until DNS stops listing it.\n\n\
+         one round trip. A host that vanishes instead (power, network) would cost each request \
+         that tries it first the client's connect timeout (1 s in this probe) until DNS stops \
+         listing it; that case is not measured here.\n\n\
          *Election of a newly joined public node*: a public host joins (`hearthd join`, then \
          `hearthd run`) a mesh that elects two edges with room for three, and is timed until every \
-         node elects it (AutoNAT confirmation, then the 2 s settling time); it is revoked before \
+         node elects it (a member dials its QUIC port back, then the 2 s settling time); it is revoked before \
          the next one joins.\n\n\
          | {joins} joins | runs | median | p90 | max |\n|---|---|---|---|---|\n\
          {}{}\n\

@@ -554,7 +554,7 @@ impl MeshActor {
                 error,
                 connection_id,
                 ..
-            } => self.dial_back_done(connection_id, Err(error.to_string())),
+            } => self.dial_back_done(connection_id, Err(super::dialback::why(&error))),
             _ => {}
         }
     }

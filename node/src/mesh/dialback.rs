@@ -19,7 +19,7 @@ use hearth_proto::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::ConnectionId;
+use libp2p::swarm::{ConnectionId, DialError};
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,6 +43,22 @@ pub(crate) struct DialBacks {
     backoff: Option<Duration>,
     /// Rotates through members, so a member that cannot dial is not asked twice in a row.
     turn: usize,
+}
+
+/// A failed dial in a few words: the transport's own errors (e.g. a QUIC handshake that timed
+/// out) rather than libp2p's wrapping of them with every multiaddr.
+pub(super) fn why(error: &DialError) -> String {
+    match error {
+        DialError::Transport(errors) => errors
+            .iter()
+            .map(|(_, e)| match e {
+                libp2p::TransportError::Other(inner) => inner.to_string(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
 }
 
 impl MeshActor {
@@ -140,7 +156,7 @@ impl MeshActor {
             Some((addr, Err(error))) => {
                 info!(%addr, %error, "a member could not dial us back");
                 self.reach
-                    .failed(&addr, &format!("a member could not dial back: {error}"));
+                    .failed(&addr, &format!("a member's dial-back failed ({error})"));
                 self.reach_changed();
             }
             None => {}
@@ -227,13 +243,7 @@ impl MeshActor {
     /// The IP `peer` is seen at on `connection`, or on any direct connection to it.
     fn observed_ip(&self, peer: &PeerId, connection: ConnectionId) -> Option<IpAddr> {
         let state = self.peers.get(peer)?;
-        let ip_of = |addr: &Multiaddr| {
-            addr.iter().find_map(|p| match p {
-                Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-                Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-                _ => None,
-            })
-        };
+        let ip_of = |addr: &Multiaddr| hearth_proto::addr::ip_of(&addr.to_string());
         state
             .remotes
             .get(&connection)

@@ -63,8 +63,10 @@ impl MeshActor {
     pub(super) fn autonat_result(&mut self, event: autonat::v2::client::Event) {
         if let Err(e) = &event.result {
             info!(addr = %event.tested_addr, error = %e, "AutoNAT: not reachable at this address");
-            self.reach
-                .failed(&event.tested_addr.to_string(), &e.to_string());
+            self.reach.failed(
+                &event.tested_addr.to_string(),
+                &format!("AutoNAT dial-back failed ({e})"),
+            );
             self.reach_changed();
         }
     }
