@@ -3,10 +3,9 @@
 //! public node takes to be elected. One namespace lab, real `hearthd` processes.
 
 use crate::bench::{stats, write_section, Stats};
-use crate::eventually::eventually;
 use crate::lab::{EdgeSite, LabMesh, LAB_CONVERGE, SITE, SITE_ZONE as ZONE};
 use crate::procs::Binaries;
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, Result};
 use hearth_proto::api::{CommandV1, ResponseV1};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -84,20 +83,10 @@ async fn kill_once(
     k: usize,
     dir: &Path,
 ) -> Result<Kill> {
-    site.both_serving().await?;
+    let load = site.load_through_both(dir).await?;
     let client = site.mesh.lab.host("client")?.clone();
     let survivor = if victim == "pub1" { "pub2" } else { "pub1" };
     let survivor_addr = site.mesh.lab.host(survivor)?.addr;
-    let load = client.failover_load(&bins.testnet, &site.edge_addrs()?, SITE, dir)?;
-    eventually(
-        "the load flows through both edges",
-        LAB_CONVERGE,
-        || async {
-            ensure!(load.flowing(), "not yet");
-            Ok(())
-        },
-    )
-    .await?;
     // Kills land at different points of the victim's heartbeat period.
     tokio::time::sleep(Duration::from_millis(300 + (k as u64 * 137) % 1000)).await;
     let killed = Instant::now();

@@ -1,6 +1,7 @@
 //! Two public edges serving a site hosted at home, with the edges' DNS on: where the failover
 //! lab test and the failover benchmark start.
 
+use super::clients::LoadRun;
 use super::exec::Server;
 use super::mesh::{LabMesh, LAB_CONVERGE};
 use super::topology::{HostKind, Lab};
@@ -68,6 +69,24 @@ impl EdgeSite {
             self.mesh.lab.host("pub1")?.addr,
             self.mesh.lab.host("pub2")?.addr,
         ])
+    }
+
+    /// Once both edges serve [`SITE`], starts a steady load through both from the client host
+    /// (files in `dir`) and returns when both have answered it.
+    pub async fn load_through_both(&self, dir: &std::path::Path) -> Result<LoadRun> {
+        self.both_serving().await?;
+        let client = self.mesh.lab.host("client")?;
+        let load = client.failover_load(&self.bins.testnet, &self.edge_addrs()?, SITE, dir)?;
+        eventually(
+            "the load flows through both edges",
+            LAB_CONVERGE,
+            || async {
+                ensure!(load.flowing(), "not yet");
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(load)
     }
 
     /// Waits until both edges are elected on every node and serve [`SITE`]: HTTP and DNS

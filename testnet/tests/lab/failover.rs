@@ -20,20 +20,10 @@ async fn kill_under_load(
     victim: &str,
     survivor: &str,
 ) -> Result<()> {
-    site.both_serving().await?;
+    // Steady load through both edges; once both have answered, the victim dies.
+    let load = site.load_through_both(dir).await?;
     let client = site.mesh.lab.host("client")?.clone();
     let survivor_addr = site.mesh.lab.host(survivor)?.addr;
-    // Steady load through both edges; once both have answered, the victim dies.
-    let load = client.failover_load(&bins.testnet, &site.edge_addrs()?, SITE, dir)?;
-    eventually(
-        "the load flows through both edges",
-        LAB_CONVERGE,
-        || async {
-            ensure!(load.flowing(), "not yet");
-            Ok(())
-        },
-    )
-    .await?;
     site.mesh.node_mut(victim)?.kill().await;
 
     // Every node still running drops the victim from its set; the survivor's DNS stops
