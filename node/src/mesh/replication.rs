@@ -319,8 +319,11 @@ impl MeshActor {
                 error,
                 request_id,
                 ..
-            } if !self.dial_back_answered(request_id, None) => {
-                debug!(%peer, %error, "sync request failed");
+            } => {
+                let was_dial_back = self.dial_back_answered(request_id, None);
+                if !was_dial_back {
+                    debug!(%peer, %error, "sync request failed");
+                }
             }
             _ => {}
         }
