@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in ip:iproute2 nft:nftables iptables:iptables; do
+# pebble: the ACME test CA of the HTTPS lab tests (Debian's, 2.4).
+for tool in ip:iproute2 nft:nftables iptables:iptables pebble:pebble; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing ${need_apt[*]}"
-    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   else
     echo "note: ${need_apt[*]} missing and not root; namespace lab tests will say why they skip"
   fi

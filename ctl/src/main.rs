@@ -7,7 +7,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use hearth_proto::api::{CommandV1, ResponseV1};
-use hearth_proto::route::{parse_host, parse_port, parse_target, RouteSpec};
+use hearth_proto::cert::CertAction;
+use hearth_proto::route::{parse_host, parse_port, parse_target, RouteSpec, RouteTls};
 use hearth_proto::Role;
 use hearthctl::client::{default_socket, AdminClient};
 use hearthctl::{duration, render};
@@ -94,6 +95,10 @@ enum Cmd {
         /// visitor's address.
         #[arg(long)]
         proxy_protocol: bool,
+        /// HTTP routes: plain HTTP only; no certificate is ordered and `:80` does not
+        /// redirect to HTTPS (default: HTTPS at the edges).
+        #[arg(long, conflicts_with = "tcp")]
+        http_only: bool,
     },
     /// Withdraw a route published with `hearthctl publish`.
     Unpublish {
@@ -107,6 +112,26 @@ enum Cmd {
     Routes,
     /// The elected edges and their addresses, and why every other member is not an edge.
     Edges,
+    /// Certificates of the published hosts: state, issuer, expiry, which edges hold them.
+    Certs {
+        #[command(subcommand)]
+        action: Option<CertsCmd>,
+    },
+}
+
+/// `hearthctl certs renew|rotate HOST`.
+#[derive(Debug, Subcommand)]
+enum CertsCmd {
+    /// Order a new certificate for HOST now (counts against the CA's weekly limit).
+    Renew {
+        /// A published host or a certificate name such as *.example.com.
+        host: String,
+    },
+    /// Order a new certificate with a new key for HOST now, and revoke the old one.
+    Rotate {
+        /// A published host or a certificate name such as *.example.com.
+        host: String,
+    },
 }
 
 /// What a route matches: a host name or an edge TCP port, exactly one of them.
@@ -149,24 +174,28 @@ impl Cmd {
                 route,
                 container: Some(container),
                 port,
+                http_only,
                 ..
             } => CommandV1::PublishContainer {
                 spec: route.into_spec(),
                 container,
                 // clap requires --port with --container.
                 port: port.unwrap_or_default(),
+                tls: tls_mode(http_only),
             },
             Cmd::Publish {
                 route,
                 to,
                 node,
                 proxy_protocol,
+                http_only,
                 ..
             } => CommandV1::Publish {
                 spec: route.into_spec(),
                 target: to.unwrap_or_default(),
                 node,
                 proxy_protocol,
+                tls: tls_mode(http_only),
             },
             Cmd::Unpublish { route, node } => CommandV1::Unpublish {
                 spec: route.into_spec(),
@@ -174,7 +203,28 @@ impl Cmd {
             },
             Cmd::Routes => CommandV1::Routes,
             Cmd::Edges => CommandV1::Edges,
+            Cmd::Certs { action: None } => CommandV1::Certs,
+            Cmd::Certs {
+                action: Some(CertsCmd::Renew { host }),
+            } => CommandV1::CertAction {
+                host,
+                action: CertAction::Renew,
+            },
+            Cmd::Certs {
+                action: Some(CertsCmd::Rotate { host }),
+            } => CommandV1::CertAction {
+                host,
+                action: CertAction::Rotate,
+            },
         }
+    }
+}
+
+fn tls_mode(http_only: bool) -> RouteTls {
+    if http_only {
+        RouteTls::Off
+    } else {
+        RouteTls::Edge
     }
 }
 
@@ -206,6 +256,12 @@ fn render_text(response: &ResponseV1) -> String {
         ResponseV1::Unpublished { spec, node } => render::unpublished(spec, node),
         ResponseV1::Routes(rows) => render::routes(rows, now_ms()),
         ResponseV1::Edges(report) => render::edges(report),
+        ResponseV1::Certs(report) => render::certs(report, now_ms()),
+        ResponseV1::CertRequested {
+            name,
+            action,
+            issuer,
+        } => render::cert_requested(name, *action, issuer.as_deref()),
         ResponseV1::Error(e) => format!("error: {}\n", e.message),
     }
 }
@@ -333,8 +389,25 @@ mod tests {
                 target: "127.0.0.1:2368".into(),
                 node: None,
                 proxy_protocol: false,
+                tls: RouteTls::Edge,
             }
         );
+        let cli = parse(&[
+            "publish",
+            "a.example.com",
+            "--to",
+            "127.0.0.1:80",
+            "--http-only",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command.into_command(),
+            CommandV1::Publish {
+                tls: RouteTls::Off,
+                ..
+            }
+        ));
+        assert!(parse(&["publish", "--tcp", "22", "--to", "x:22", "--http-only"]).is_err());
         let cli = parse(&[
             "publish", "--tcp", "22", "--to", "[::1]:22", "--node", "home",
         ])
@@ -346,6 +419,7 @@ mod tests {
                 target: "[::1]:22".into(),
                 node: Some("home".into()),
                 proxy_protocol: false,
+                tls: RouteTls::Edge,
             }
         );
     }
@@ -391,6 +465,35 @@ mod tests {
         assert!(parse(&["publish", "a.b"]).is_err(), "--to is required");
         assert!(parse(&["unpublish"]).is_err());
         assert!(parse(&["unpublish", "a.b", "--tcp", "22"]).is_err());
+    }
+
+    #[test]
+    fn certs_and_its_actions_parse() {
+        assert_eq!(
+            parse(&["certs"]).unwrap().command.into_command(),
+            CommandV1::Certs
+        );
+        assert_eq!(
+            parse(&["certs", "renew", "blog.example.com"])
+                .unwrap()
+                .command
+                .into_command(),
+            CommandV1::CertAction {
+                host: "blog.example.com".into(),
+                action: CertAction::Renew
+            }
+        );
+        assert_eq!(
+            parse(&["certs", "rotate", "*.example.com"])
+                .unwrap()
+                .command
+                .into_command(),
+            CommandV1::CertAction {
+                host: "*.example.com".into(),
+                action: CertAction::Rotate
+            }
+        );
+        assert!(parse(&["certs", "renew"]).is_err());
     }
 
     #[test]

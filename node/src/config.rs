@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default config file path.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearthd.toml";
@@ -74,6 +75,104 @@ pub struct Config {
     pub edges: EdgesConfig,
     /// Authoritative DNS for the user's zone on the edges (off unless `dns.zone` is set).
     pub dns: DnsConfig,
+    /// Automatic certificates for published hosts (off until `acme.accept_terms = true`).
+    pub acme: AcmeConfig,
+}
+
+/// Let's Encrypt's production directory, the default CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Which ACME challenge the issuer answers (see docs/https.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ChallengePref {
+    /// HTTP-01 for host names, DNS-01 for wildcards; another type when the CA offers no
+    /// HTTP-01.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// HTTP-01 on the edges' `:80`.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// TLS-ALPN-01 on the edges' HTTPS port.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// DNS-01 on the edges' own DNS (needs `dns.zone` covering the names).
+    #[serde(rename = "dns-01")]
+    Dns01,
+}
+
+impl std::str::FromStr for ChallengePref {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "http-01" => Ok(Self::Http01),
+            "tls-alpn-01" => Ok(Self::TlsAlpn01),
+            "dns-01" => Ok(Self::Dns01),
+            other => Err(format!(
+                "`{other}`: use auto, http-01, tls-alpn-01 or dns-01"
+            )),
+        }
+    }
+}
+
+/// `[acme]`: certificates from an ACME CA for every published host, shared by the edges.
+/// Set the same values on every node that may become an edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The CA's ACME directory URL (`HEARTH_ACME_DIRECTORY`). Default: Let's Encrypt
+    /// production.
+    pub directory: String,
+    /// A contact address the CA may write to about expiring certificates
+    /// (`HEARTH_ACME_EMAIL`); optional.
+    pub email: Option<String>,
+    /// That you accept the CA's terms of service (`HEARTH_ACME_ACCEPT_TERMS=true`). Nothing
+    /// is ordered until this is true; HTTPS then answers with self-signed certificates.
+    pub accept_terms: bool,
+    /// A PEM file of CA certificates trusted, besides the system's, for the ACME server's own
+    /// HTTPS, e.g. a test CA such as Pebble's (`HEARTH_ACME_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
+    /// Which challenge to answer: `auto`, `http-01`, `tls-alpn-01` or `dns-01`
+    /// (`HEARTH_ACME_CHALLENGE`).
+    pub challenge: ChallengePref,
+    /// One wildcard certificate `*.<dns.zone>` (plus the zone itself), through DNS-01 on the
+    /// edges' own DNS, for every host directly under the zone (`HEARTH_ACME_WILDCARD`).
+    pub wildcard: bool,
+    /// How long the issuer waits after every edge serves the challenge answers before it
+    /// tells the CA to validate, e.g. `"5s"` (`HEARTH_ACME_PROPAGATION_WAIT`). For DNS
+    /// resolvers or load balancers in front of the edges that need time to catch up.
+    #[serde(with = "humantime_serde")]
+    pub propagation_wait: Duration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            directory: LETS_ENCRYPT.into(),
+            email: None,
+            accept_terms: false,
+            ca_file: None,
+            challenge: ChallengePref::Auto,
+            wildcard: false,
+            propagation_wait: Duration::ZERO,
+        }
+    }
+}
+
+impl AcmeConfig {
+    /// Whether this node may order certificates, and if not, why (for `hearthctl certs`).
+    pub fn enabled(&self) -> Result<(), String> {
+        if self.accept_terms {
+            Ok(())
+        } else {
+            Err(format!(
+                "ACME is off: set `accept_terms = true` under [acme] (or HEARTH_ACME_ACCEPT_TERMS=true) once you accept the terms of service of {}",
+                self.directory
+            ))
+        }
+    }
 }
 
 /// `[edges]`: this node's part in edge election (see docs/edges.md).
@@ -174,6 +273,8 @@ impl Default for TunnelConfig {
 pub struct IngressConfig {
     /// HTTP listener (`HEARTH_HTTP_LISTEN`). Port 0 picks one.
     pub http_listen: String,
+    /// HTTPS listener (`HEARTH_HTTPS_LISTEN`). Port 0 picks one.
+    pub https_listen: String,
     /// Address TCP routes bind their ports on (`HEARTH_TCP_BIND`).
     pub tcp_bind: String,
     /// Largest request head (request line and headers) in bytes; larger gets 431.
@@ -191,6 +292,7 @@ impl Default for IngressConfig {
     fn default() -> Self {
         Self {
             http_listen: "0.0.0.0:80".into(),
+            https_listen: "0.0.0.0:443".into(),
             tcp_bind: "0.0.0.0".into(),
             max_head_bytes: 32 * 1024,
             header_read_timeout_ms: 10_000,
@@ -220,6 +322,7 @@ impl Default for Config {
             docker: DockerConfig::default(),
             edges: EdgesConfig::default(),
             dns: DnsConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }
@@ -257,7 +360,8 @@ impl Config {
     /// Applies `HEARTH_NAME`, `HEARTH_DATA_DIR`, `HEARTH_EDGE`, `HEARTH_LISTEN` and
     /// `HEARTH_ADVERTISE` (comma-separated lists), `HEARTH_ADMIN_SOCKET`,
     /// `HEARTH_TUNNEL_LISTEN`, `HEARTH_HTTP_LISTEN`, `HEARTH_TCP_BIND`, `HEARTH_DOCKER`,
-    /// `HEARTH_DOCKER_SOCKET`, `HEARTH_EDGES_MAX`, `HEARTH_DNS_ZONE` and `HEARTH_DNS_LISTEN`.
+    /// `HEARTH_DOCKER_SOCKET`, `HEARTH_EDGES_MAX`, `HEARTH_DNS_ZONE`, `HEARTH_DNS_LISTEN`,
+    /// `HEARTH_HTTPS_LISTEN` and the `HEARTH_ACME_*` settings of [`AcmeConfig`].
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let list = |v: String| -> Vec<String> {
             v.split(',')
@@ -330,6 +434,50 @@ impl Config {
         if let Some(v) = get("HEARTH_DNS_LISTEN") {
             self.dns.listen = v;
         }
+        if let Some(v) = get("HEARTH_HTTPS_LISTEN") {
+            self.ingress.https_listen = v;
+        }
+        self.apply_acme_env(get)
+    }
+
+    fn apply_acme_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let flag = |field: &'static str, var: &str, v: String| match v.trim() {
+            "true" | "on" | "1" => Ok(true),
+            "false" | "off" | "0" => Ok(false),
+            other => Err(ConfigError::Invalid {
+                field,
+                message: format!("{var}=`{other}`: use true or false"),
+            }),
+        };
+        let acme = &mut self.acme;
+        if let Some(v) = get("HEARTH_ACME_DIRECTORY") {
+            acme.directory = v.trim().to_string();
+        }
+        if let Some(v) = get("HEARTH_ACME_EMAIL") {
+            acme.email = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(v) = get("HEARTH_ACME_ACCEPT_TERMS") {
+            acme.accept_terms = flag("acme.accept_terms", "HEARTH_ACME_ACCEPT_TERMS", v)?;
+        }
+        if let Some(v) = get("HEARTH_ACME_CA_FILE") {
+            acme.ca_file = (!v.trim().is_empty()).then(|| PathBuf::from(v.trim()));
+        }
+        if let Some(v) = get("HEARTH_ACME_CHALLENGE") {
+            acme.challenge = v.parse().map_err(|message| ConfigError::Invalid {
+                field: "acme.challenge",
+                message,
+            })?;
+        }
+        if let Some(v) = get("HEARTH_ACME_WILDCARD") {
+            acme.wildcard = flag("acme.wildcard", "HEARTH_ACME_WILDCARD", v)?;
+        }
+        if let Some(v) = get("HEARTH_ACME_PROPAGATION_WAIT") {
+            acme.propagation_wait =
+                humantime::parse_duration(v.trim()).map_err(|e| ConfigError::Invalid {
+                    field: "acme.propagation_wait",
+                    message: format!("HEARTH_ACME_PROPAGATION_WAIT=`{v}`: {e}; write e.g. 5s"),
+                })?;
+        }
         Ok(())
     }
 
@@ -361,6 +509,7 @@ impl Config {
         for (field, addr) in [
             ("tunnel.listen", &self.tunnel.listen),
             ("ingress.http_listen", &self.ingress.http_listen),
+            ("ingress.https_listen", &self.ingress.https_listen),
             ("dns.listen", &self.dns.listen),
         ] {
             addr.parse::<std::net::SocketAddr>()
@@ -413,11 +562,71 @@ impl Config {
                 message: "must be between 1 and 86400 seconds (short, e.g. 10)".into(),
             });
         }
+        self.check_acme()?;
         if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "anti_entropy_secs/guest_grace_secs",
                 message: "must be at least 1 second".into(),
             });
+        }
+        Ok(())
+    }
+
+    fn check_acme(&self) -> Result<(), ConfigError> {
+        let acme = &self.acme;
+        let invalid = |field, message: String| Err(ConfigError::Invalid { field, message });
+        let directory = acme.directory.trim();
+        if !(directory.starts_with("https://") || directory.starts_with("http://"))
+            || directory.len() > 200
+            || directory.parse::<hyper::Uri>().is_err()
+        {
+            return invalid(
+                "acme.directory",
+                format!("`{directory}` is not an ACME directory URL; write e.g. {LETS_ENCRYPT}"),
+            );
+        }
+        if let Some(email) = &acme.email {
+            let ok = email
+                .split_once('@')
+                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+                && !email.contains(char::is_whitespace);
+            if !ok {
+                return invalid(
+                    "acme.email",
+                    format!("`{email}` is not an email address; write e.g. you@example.com or leave it out"),
+                );
+            }
+        }
+        if let Some(file) = &acme.ca_file {
+            if !file.is_file() {
+                return invalid(
+                    "acme.ca_file",
+                    format!(
+                        "{} is not a readable file; give a PEM file of the ACME server's CA",
+                        file.display()
+                    ),
+                );
+            }
+        }
+        let zone = self.dns.zone.as_deref();
+        if acme.wildcard && zone.is_none() {
+            return invalid(
+                "acme.wildcard",
+                "a wildcard certificate is obtained through the edges' DNS: set `dns.zone` too"
+                    .into(),
+            );
+        }
+        if acme.challenge == ChallengePref::Dns01 && zone.is_none() {
+            return invalid(
+                "acme.challenge",
+                "dns-01 is answered by the edges' own DNS: set `dns.zone` too".into(),
+            );
+        }
+        if acme.propagation_wait > Duration::from_secs(600) {
+            return invalid(
+                "acme.propagation_wait",
+                "at most 10 minutes (the CA gives up on a pending order eventually)".into(),
+            );
         }
         Ok(())
     }
@@ -503,6 +712,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("0.0.0.0:7700"));
+    }
+
+    #[test]
+    fn acme_settings_are_read_and_checked() {
+        let config: Config = toml::from_str(
+            "[acme]\naccept_terms = true\nemail = \"me@example.com\"\nchallenge = \"tls-alpn-01\"\npropagation_wait = \"5s\"",
+        )
+        .unwrap();
+        config.check().unwrap();
+        assert!(config.acme.enabled().is_ok());
+        assert_eq!(config.acme.challenge, ChallengePref::TlsAlpn01);
+        assert_eq!(config.acme.propagation_wait, Duration::from_secs(5));
+        assert!(Config::default()
+            .acme
+            .enabled()
+            .unwrap_err()
+            .contains("accept_terms"));
+        let mut bad = Config::default();
+        bad.acme.wildcard = true;
+        assert!(bad.check().unwrap_err().to_string().contains("dns.zone"));
+        let mut bad = Config::default();
+        bad.acme.email = Some("nobody".into());
+        assert!(bad.check().unwrap_err().to_string().contains("nobody"));
+        let mut bad = Config::default();
+        bad.acme.directory = "letsencrypt".into();
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("acme.directory"));
+        let mut env = Config::default();
+        env.apply_env(|k| match k {
+            "HEARTH_ACME_ACCEPT_TERMS" => Some("true".into()),
+            "HEARTH_ACME_PROPAGATION_WAIT" => Some("2s".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(env.acme.accept_terms);
+        assert_eq!(env.acme.propagation_wait, Duration::from_secs(2));
+        assert!(env
+            .apply_env(|k| (k == "HEARTH_ACME_ACCEPT_TERMS").then(|| "yes please".into()))
+            .is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod acme;
 pub mod addrs;
 pub mod admin;
 pub mod clock;
@@ -48,6 +49,12 @@ pub enum NodeError {
     /// Edge ingress could not start.
     #[error(transparent)]
     Ingress(#[from] ingress::IngressError),
+    /// Edge TLS could not be configured.
+    #[error(transparent)]
+    EdgeTls(#[from] ingress::https::TlsConfigError),
+    /// Certificates could not be set up (an unusable `acme.ca_file`).
+    #[error(transparent)]
+    Acme(#[from] acme::AcmeError),
     /// Transport set-up failed.
     #[error(transparent)]
     Transport(#[from] mesh::behaviour::TransportError),

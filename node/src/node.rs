@@ -1,12 +1,15 @@
 //! Founding a mesh and starting a node: the glue between config, identity, store, mesh actor
 //! and admin server.
 
+use crate::acme::{AcmeActor, AcmeSettings, Served};
 use crate::admin;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::config::EdgePreference;
 use crate::identity;
-use crate::ingress::{DnsSettings, HttpSettings, IngressActor, IngressSettings, Upstreams};
+use crate::ingress::{
+    DnsSettings, EdgeTls, HttpSettings, IngressActor, IngressSettings, Upstreams,
+};
 use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
 use crate::mesh::behaviour::{build_swarm, listen_all, SwarmRole};
 use crate::mesh::peer_id::keypair;
@@ -115,18 +118,56 @@ fn ingress_settings(config: &Config) -> Result<IngressSettings, NodeError> {
     })?;
     Ok(IngressSettings {
         http_listen: config.ingress.http_listen.clone(),
+        https_listen: config.ingress.https_listen.clone(),
         http: HttpSettings {
             max_head_bytes: config.ingress.max_head_bytes,
             header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),
             idle_timeout: Duration::from_secs(config.ingress.idle_timeout_secs),
         },
         tcp_bind,
-        dns: config.dns.zone.as_ref().map(|zone| DnsSettings {
-            zone: zone.trim().trim_end_matches('.').to_ascii_lowercase(),
+        dns: dns_zone(config).map(|zone| DnsSettings {
+            zone,
             listen: config.dns.listen.clone(),
             ttl: config.dns.ttl_secs,
         }),
     })
+}
+
+/// The DNS zone as the edges answer it: lowercase, no trailing dot.
+fn dns_zone(config: &Config) -> Option<String> {
+    config
+        .dns
+        .zone
+        .as_ref()
+        .map(|zone| zone.trim().trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// `[acme]` as the ACME actor and the mesh actor use it.
+fn acme_settings(config: &Config) -> (AcmeSettings, String) {
+    let acme = &config.acme;
+    let zone = dns_zone(config);
+    let (offer, status) = match acme.enabled() {
+        Ok(()) => (
+            Some(hearth_proto::cert::AcmeOffer {
+                directory: acme.directory.trim().to_string(),
+                wildcard_zone: if acme.wildcard { zone.clone() } else { None },
+            }),
+            format!(
+                "this node orders certificates from {} while it is an edge",
+                acme.directory.trim()
+            ),
+        ),
+        Err(why) => (None, why),
+    };
+    let settings = AcmeSettings {
+        offer,
+        contact: acme.email.iter().cloned().collect(),
+        ca_file: acme.ca_file.clone(),
+        challenge: acme.challenge,
+        propagation_wait: acme.propagation_wait,
+        dns_zone: zone,
+    };
+    (settings, status)
 }
 
 /// `hearthd run`: opens everything, starts the mesh actor and admin server, and returns once
@@ -149,6 +190,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     listen_all(&mut swarm, &config.listen)?;
     let tunnel_socket = tunnel::bind(&config.tunnel.listen)?;
     let tunnel_port = tunnel_socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let (acme, acme_status) = acme_settings(config);
     let settings = MeshSettings {
         name,
         advertise: config
@@ -165,6 +207,8 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         lease: Duration::from_millis(config.edges.lease_ms),
         edges_max: config.edges.max,
         tunnel_port,
+        acme: acme.offer.clone(),
+        acme_status,
     };
     let node = key.id();
     let (view_tx, view_rx) = watch::channel(Arc::new(MeshView::default()));
@@ -198,6 +242,8 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         tunnels.clone(),
         Duration::from_millis(config.ingress.connect_timeout_ms),
     );
+    let served = Served::default();
+    let (writes_tx, writes_rx) = mpsc::channel(64);
     let ingress = if config.edge == EdgePreference::Never {
         None
     } else {
@@ -205,16 +251,28 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
             key.id(),
             ingress_settings(config)?,
             upstreams,
+            EdgeTls::new(served.clone())?,
             view_rx.clone(),
             status.clone(),
         ))
     };
+    let mesh = store.mesh()?.ok_or(NodeError::NoMesh)?;
+    let acme_actor = AcmeActor::new(
+        &key,
+        mesh,
+        acme,
+        view_rx.clone(),
+        served,
+        status.clone(),
+        writes_tx,
+    )?;
     let actor = MeshActor::new(key, store, swarm, settings, links)?;
     let cancel = CancellationToken::new();
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let mut tasks = vec![
-        tokio::spawn(actor.run(commands_rx, container_routes_rx, cancel.clone())),
+        tokio::spawn(actor.run(commands_rx, container_routes_rx, writes_rx, cancel.clone())),
         tokio::spawn(tunnel.run(cancel.clone())),
+        tokio::spawn(acme_actor.run(cancel.clone())),
     ];
     if let Some(ingress) = ingress {
         tasks.push(tokio::spawn(ingress.run(cancel.clone())));

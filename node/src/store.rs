@@ -623,6 +623,7 @@ mod tests {
                 target: millis.is_multiple_of(2).then(|| "127.0.0.1:80".to_string()),
                 proxy_protocol: false,
                 container: None,
+                tls: Default::default(),
             }),
         };
         Record::sign(&keys[author], mesh, &body, Hlc::at(millis))

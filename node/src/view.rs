@@ -5,7 +5,8 @@
 
 use crate::services::Report;
 use hearth_proto::api::DataPlaneV1;
-use hearth_proto::route::RouteSpec;
+use hearth_proto::cert::{AcmeAccount, AcmeOffer, AcmeOrder, Cert, CertRequest};
+use hearth_proto::route::{RouteSpec, RouteTls};
 use hearth_proto::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +25,8 @@ pub struct LiveRoute {
     pub target: String,
     /// Whether the target wants a PROXY protocol v2 header.
     pub proxy_protocol: bool,
+    /// HTTP routes: how the edges treat TLS.
+    pub tls: RouteTls,
 }
 
 /// An elected edge as the data plane and the DNS server need it.
@@ -48,6 +51,25 @@ pub struct MeshView {
     pub edges: BTreeMap<NodeId, EdgeInfo>,
     /// Live routes of current members.
     pub routes: Vec<LiveRoute>,
+    /// Certificates and the ACME state that obtains them.
+    pub certs: CertView,
+}
+
+/// The certificate records, for the ACME actor and the edges' TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertView {
+    /// Stored certificates by name.
+    pub certs: BTreeMap<String, Cert>,
+    /// ACME accounts by directory URL.
+    pub accounts: BTreeMap<String, AcmeAccount>,
+    /// The latest order per certificate name, with when it was last written (Unix ms).
+    pub orders: BTreeMap<String, (AcmeOrder, u64)>,
+    /// Per certificate name, the challenge digest each member acknowledged serving.
+    pub acks: BTreeMap<String, BTreeMap<NodeId, [u8; 32]>>,
+    /// Renewal and rotation requests by certificate name.
+    pub requests: BTreeMap<String, CertRequest>,
+    /// Members that may order certificates, with what each offers.
+    pub issuers: BTreeMap<NodeId, AcmeOffer>,
 }
 
 impl MeshView {
@@ -87,6 +109,76 @@ impl MeshView {
             .filter_map(|r| match &r.spec {
                 RouteSpec::Http { host } => Some(host.clone()),
                 RouteSpec::Tcp { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Every published host the edges serve over HTTPS (TLS mode `edge`).
+    pub fn https_hosts(&self) -> BTreeSet<String> {
+        self.routes
+            .iter()
+            .filter(|r| r.tls == RouteTls::Edge)
+            .filter_map(|r| match &r.spec {
+                RouteSpec::Http { host } => Some(host.clone()),
+                RouteSpec::Tcp { .. } => None,
+            })
+            .collect()
+    }
+
+    /// How the edges treat TLS for `host`: `None` when no member publishes it. When members
+    /// disagree, HTTPS wins (a host is plain HTTP only when every route to it says so).
+    pub fn tls_of(&self, host: &str) -> Option<RouteTls> {
+        let mut modes = self.routes.iter().filter_map(|r| match &r.spec {
+            RouteSpec::Http { host: h } if h == host => Some(r.tls),
+            _ => None,
+        });
+        let first = modes.next()?;
+        Some(modes.fold(first, |a, b| {
+            if a == RouteTls::Edge || b == RouteTls::Edge {
+                RouteTls::Edge
+            } else {
+                a
+            }
+        }))
+    }
+
+    /// The elected edges that may order certificates, in id order.
+    pub fn issuing_edges(&self) -> Vec<NodeId> {
+        self.edges
+            .keys()
+            .filter(|e| self.certs.issuers.contains_key(e))
+            .copied()
+            .collect()
+    }
+
+    /// The most senior issuing edge's offer: its directory and wildcard zone decide which
+    /// certificates the mesh orders, so every node plans the same ones.
+    pub fn lead_offer(&self) -> Option<&AcmeOffer> {
+        self.edges_by_rank()
+            .into_iter()
+            .find_map(|(node, _)| self.certs.issuers.get(node))
+    }
+
+    /// The certificate names the published HTTPS hosts need, with the names each carries.
+    /// Hosts no CA can certify are left out (see [`MeshView::uncertifiable`]).
+    pub fn cert_plan(&self) -> BTreeMap<String, Vec<String>> {
+        let hosts = self.https_hosts();
+        let wildcard = self.lead_offer().and_then(|o| o.wildcard_zone.as_deref());
+        let certifiable = hosts
+            .iter()
+            .filter(|h| hearth_proto::cert::check_name(h).is_ok())
+            .map(String::as_str);
+        hearth_proto::cert::wanted(certifiable, wildcard)
+    }
+
+    /// Published HTTPS hosts no CA can certify (single labels, IP addresses), with why.
+    pub fn uncertifiable(&self) -> Vec<(String, String)> {
+        self.https_hosts()
+            .into_iter()
+            .filter_map(|h| {
+                hearth_proto::cert::check_name(&h)
+                    .err()
+                    .map(|e| (h, e.to_string()))
             })
             .collect()
     }

@@ -3,11 +3,12 @@
 //! One JSON [`Command`] per line on the admin Unix socket, answered by one JSON [`Response`]
 //! line. Both are versioned so a newer `hearthctl` gets a clear error from an older daemon.
 
+use crate::cert::{CertAction, CertState};
 use crate::election::{EdgePreference, Verdict};
 use crate::id::{MeshId, NodeId};
 use crate::reach::Reach;
 use crate::record::Role;
-use crate::route::RouteSpec;
+use crate::route::{RouteSpec, RouteTls};
 use serde::{Deserialize, Serialize};
 
 /// A request from `hearthctl`.
@@ -55,6 +56,9 @@ pub enum CommandV1 {
         /// TCP routes: send a PROXY protocol v2 header to the target.
         #[serde(default)]
         proxy_protocol: bool,
+        /// HTTP routes: HTTPS at the edges (default) or plain HTTP only.
+        #[serde(default)]
+        tls: RouteTls,
     },
     /// Publish a route to a Docker container on this node: the node keeps the route pointed at
     /// the container's current address while it runs (and is healthy), and withdraws it
@@ -66,6 +70,9 @@ pub enum CommandV1 {
         container: String,
         /// The port inside the container.
         port: u16,
+        /// HTTP routes: HTTPS at the edges (default) or plain HTTP only.
+        #[serde(default)]
+        tls: RouteTls,
     },
     /// Withdraw a route (writes a tombstone).
     Unpublish {
@@ -78,6 +85,15 @@ pub enum CommandV1 {
     Routes,
     /// The elected edges, their addresses, and why every other member is not one.
     Edges,
+    /// Every certificate the published hosts need, with its state.
+    Certs,
+    /// Ask for a new certificate now (`renew`), or a new key and certificate (`rotate`).
+    CertAction {
+        /// A published host or a certificate name (`*.zone`).
+        host: String,
+        /// What to do.
+        action: CertAction,
+    },
 }
 
 /// The daemon's answer.
@@ -131,6 +147,18 @@ pub enum ResponseV1 {
     Routes(Vec<RouteRowV1>),
     /// Answer to `Edges`.
     Edges(EdgesV1),
+    /// Answer to `Certs`.
+    Certs(CertsV1),
+    /// Answer to `CertAction`: the request is stored and replicated; the issuing edge acts
+    /// on it.
+    CertRequested {
+        /// The certificate name.
+        name: String,
+        /// What was asked.
+        action: CertAction,
+        /// The edge that will order it, if one can.
+        issuer: Option<String>,
+    },
     /// The command failed.
     Error(ApiError),
 }
@@ -158,6 +186,51 @@ pub struct RouteRowV1 {
     /// The Docker container the route follows, if any.
     #[serde(default)]
     pub container: Option<String>,
+    /// HTTP routes: how the edges treat TLS.
+    #[serde(default)]
+    pub tls: RouteTls,
+}
+
+/// Certificates as `hearthctl certs` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertsV1 {
+    /// Whether this node may order certificates, and if not, why.
+    pub acme: String,
+    /// One row per certificate name the published hosts need (and stored ones no longer
+    /// needed).
+    pub rows: Vec<CertRowV1>,
+}
+
+/// One certificate name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRowV1 {
+    /// The certificate name: a host or `*.zone`.
+    pub name: String,
+    /// The names it carries.
+    pub names: Vec<String>,
+    /// The published hosts it serves.
+    pub hosts: Vec<String>,
+    /// Where it is.
+    pub state: CertState,
+    /// Why (pending, failed: the CA's problem; self-signed meanwhile).
+    pub detail: String,
+    /// The edge that obtained the stored certificate, or works on the order.
+    pub issuer: Option<NodeId>,
+    /// Its name.
+    pub issuer_name: String,
+    /// Expiry of the stored certificate, Unix ms.
+    pub not_after_ms: Option<u64>,
+    /// When it is due for renewal, Unix ms.
+    pub renew_at_ms: Option<u64>,
+    /// The leaf's serial, hex.
+    pub serial: Option<String>,
+    /// The edges whose key can open it, by name.
+    pub holders: Vec<String>,
+    /// The ACME directory it comes from.
+    pub directory: String,
+    /// How the CA validated the names of the latest order (`http-01 app.example.com`, …).
+    #[serde(default)]
+    pub challenges: Vec<String>,
 }
 
 /// The edge election as this node computes it (every node computes the same).
@@ -267,6 +340,9 @@ pub struct DataPlaneV1 {
     pub tunnel_listen: Option<String>,
     /// The HTTP ingress address (edges only).
     pub http_listen: Option<String>,
+    /// The HTTPS ingress address (edges only).
+    #[serde(default)]
+    pub https_listen: Option<String>,
     /// The DNS server address (edges with `dns.zone` set).
     #[serde(default)]
     pub dns_listen: Option<String>,

@@ -174,6 +174,12 @@ impl NodeKey {
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.0.sign(message).to_bytes()
     }
+
+    /// The X25519 secret scalar of this key (see [`crate::seal`]): what opens secrets sealed
+    /// to this node.
+    pub(crate) fn x25519_scalar(&self) -> [u8; 32] {
+        self.0.to_scalar_bytes()
+    }
 }
 
 #[cfg(test)]

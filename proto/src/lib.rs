@@ -2,8 +2,8 @@
 //!
 //! Everything two Hearth processes must agree on lives here and nowhere else: node and mesh
 //! ids, signed records and the rules that accept or reject them, the last-writer-wins merge,
-//! the membership view, edge election, invite codes, the control-plane wire messages and the
-//! admin API.
+//! the membership view, edge election, invite codes, certificates and their renewal schedule,
+//! sealing secrets to nodes, the control-plane wire messages and the admin API.
 //!
 //! The crate does no I/O. Functions that depend on time take `now` as an argument so that every
 //! rule can be tested deterministically.
@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod api;
 pub mod base32;
+pub mod cert;
 pub mod election;
 pub mod hlc;
 pub mod id;
@@ -22,7 +23,9 @@ pub mod merge;
 pub mod paths;
 pub mod reach;
 pub mod record;
+pub mod renewal;
 pub mod route;
+pub mod seal;
 pub mod tunnel;
 pub mod wire;
 

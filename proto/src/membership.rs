@@ -512,6 +512,7 @@ mod tests {
                 target: Some("127.0.0.1:2368".into()),
                 proxy_protocol: false,
                 container: None,
+                tls: Default::default(),
             })
         };
         let own = mesh.sign(&a, route(a.id()));

@@ -121,6 +121,7 @@ mod tests {
                 target: None,
                 proxy_protocol: false,
                 container: None,
+                tls: Default::default(),
             });
             let record = Record::sign(&key, MeshId::from_bytes([0; 32]), &body, Hlc::at(1_000));
             prop_assert_eq!(tombstone_expired(&record, &body, 1_000 + age, ttl), age > ttl);
@@ -130,6 +131,7 @@ mod tests {
                 target: Some("127.0.0.1:22".into()),
                 proxy_protocol: false,
                 container: None,
+                tls: Default::default(),
             });
             prop_assert!(!tombstone_expired(&record, &live, u64::MAX, ttl));
         }

@@ -36,6 +36,16 @@ pub enum Kind {
     NodeInfo,
     /// A published (or withdrawn) service route.
     Route,
+    /// A certificate the edges serve, its key sealed to them ([`crate::cert::Cert`]).
+    Cert,
+    /// The ACME account of one directory ([`crate::cert::AcmeAccount`]).
+    AcmeAccount,
+    /// The order in flight, or the last one, for a certificate name.
+    AcmeOrder,
+    /// An edge serving an order's challenge answers.
+    ChallengeAck,
+    /// A request for a renewal or a new key.
+    CertRequest,
 }
 
 impl fmt::Display for Kind {
@@ -46,6 +56,11 @@ impl fmt::Display for Kind {
             Kind::Revocation => "revocation",
             Kind::NodeInfo => "node_info",
             Kind::Route => "route",
+            Kind::Cert => "cert",
+            Kind::AcmeAccount => "acme_account",
+            Kind::AcmeOrder => "acme_order",
+            Kind::ChallengeAck => "challenge_ack",
+            Kind::CertRequest => "cert_request",
         };
         f.write_str(name)
     }
@@ -120,6 +135,8 @@ pub struct Revocation {
 
 /// A node's description of itself, rewritten at every heartbeat.
 ///
+/// Fields are appended at the end only (see [`Body`] on growing bodies).
+///
 /// Edge election reads these records: see [`crate::election`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct NodeInfo {
@@ -144,9 +161,18 @@ pub struct NodeInfo {
     /// When its `hearthd run` started (Unix ms): a new value means a new process, so peers
     /// redial it at once instead of waiting out a dial backoff.
     pub started_ms: u64,
+    /// What it offers as a certificate issuer, when it may order certificates (`[acme]`
+    /// with `accept_terms = true`); only such edges are chosen to issue.
+    pub acme: Option<crate::cert::AcmeOffer>,
 }
 
 /// A decoded record body.
+///
+/// Bodies grow only by appending fields. A reader ignores bytes after the fields it knows, so
+/// an older node reads a newer body; and the layout before each appended field is kept in
+/// [`legacy`], so a body written before the field existed (by an older node, or stored before
+/// an upgrade) still decodes, the new field taking its default. The signature covers the bytes
+/// as written either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     /// See [`Genesis`].
@@ -159,6 +185,96 @@ pub enum Body {
     NodeInfo(NodeInfo),
     /// See [`crate::route::Route`].
     Route(crate::route::Route),
+    /// See [`crate::cert::Cert`].
+    Cert(crate::cert::Cert),
+    /// See [`crate::cert::AcmeAccount`].
+    AcmeAccount(crate::cert::AcmeAccount),
+    /// See [`crate::cert::AcmeOrder`].
+    AcmeOrder(crate::cert::AcmeOrder),
+    /// See [`crate::cert::ChallengeAck`].
+    ChallengeAck(crate::cert::ChallengeAck),
+    /// See [`crate::cert::CertRequest`].
+    CertRequest(crate::cert::CertRequest),
+}
+
+/// Reads a body of the current layout, or of the `Old` layout it grew from.
+fn decode_grown<T, Old>(bytes: &[u8]) -> Result<T, postcard::Error>
+where
+    T: serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned + Into<T>,
+{
+    match postcard::from_bytes(bytes) {
+        Err(postcard::Error::DeserializeUnexpectedEnd) => {
+            postcard::from_bytes::<Old>(bytes).map(Into::into)
+        }
+        other => other,
+    }
+}
+
+/// Body layouts from before a field was appended, so records written then still decode.
+pub mod legacy {
+    use super::NodeInfo;
+    use crate::election::EdgePreference;
+    use crate::reach::Reach;
+    use crate::route::{Route, RouteSpec, RouteTls};
+    use crate::NodeId;
+    use serde::Deserialize;
+
+    /// NodeInfo before `acme`.
+    #[derive(Debug, Deserialize)]
+    pub struct NodeInfoV0 {
+        name: String,
+        addrs: Vec<String>,
+        version: String,
+        tunnel: Vec<String>,
+        edge_pref: EdgePreference,
+        reach: Reach,
+        heartbeat_ms: u64,
+        lease_ms: u64,
+        edges_max: u8,
+        started_ms: u64,
+    }
+
+    impl From<NodeInfoV0> for NodeInfo {
+        fn from(v0: NodeInfoV0) -> Self {
+            NodeInfo {
+                name: v0.name,
+                addrs: v0.addrs,
+                version: v0.version,
+                tunnel: v0.tunnel,
+                edge_pref: v0.edge_pref,
+                reach: v0.reach,
+                heartbeat_ms: v0.heartbeat_ms,
+                lease_ms: v0.lease_ms,
+                edges_max: v0.edges_max,
+                started_ms: v0.started_ms,
+                acme: None,
+            }
+        }
+    }
+
+    /// Route before `tls`.
+    #[derive(Debug, Deserialize)]
+    pub struct RouteV0 {
+        spec: RouteSpec,
+        node: NodeId,
+        target: Option<String>,
+        proxy_protocol: bool,
+        container: Option<String>,
+    }
+
+    impl From<RouteV0> for Route {
+        fn from(v0: RouteV0) -> Self {
+            Route {
+                spec: v0.spec,
+                node: v0.node,
+                target: v0.target,
+                proxy_protocol: v0.proxy_protocol,
+                container: v0.container,
+                tls: RouteTls::Edge,
+            }
+        }
+    }
 }
 
 impl Body {
@@ -170,6 +286,11 @@ impl Body {
             Body::Revocation(_) => Kind::Revocation,
             Body::NodeInfo(_) => Kind::NodeInfo,
             Body::Route(_) => Kind::Route,
+            Body::Cert(_) => Kind::Cert,
+            Body::AcmeAccount(_) => Kind::AcmeAccount,
+            Body::AcmeOrder(_) => Kind::AcmeOrder,
+            Body::ChallengeAck(_) => Kind::ChallengeAck,
+            Body::CertRequest(_) => Kind::CertRequest,
         }
     }
 
@@ -181,6 +302,11 @@ impl Body {
             Body::Revocation(r) => r.node.to_string(),
             Body::NodeInfo(_) => author.to_string(),
             Body::Route(r) => crate::route::Route::key(&r.spec, &r.node),
+            Body::Cert(c) => c.names.first().cloned().unwrap_or_default(),
+            Body::AcmeAccount(a) => a.directory.clone(),
+            Body::AcmeOrder(o) => o.names.first().cloned().unwrap_or_default(),
+            Body::ChallengeAck(a) => format!("{}@{author}", a.name),
+            Body::CertRequest(r) => r.name.clone(),
         }
     }
 
@@ -191,6 +317,11 @@ impl Body {
             Body::Revocation(b) => postcard::to_stdvec(b),
             Body::NodeInfo(b) => postcard::to_stdvec(b),
             Body::Route(b) => postcard::to_stdvec(b),
+            Body::Cert(b) => postcard::to_stdvec(b),
+            Body::AcmeAccount(b) => postcard::to_stdvec(b),
+            Body::AcmeOrder(b) => postcard::to_stdvec(b),
+            Body::ChallengeAck(b) => postcard::to_stdvec(b),
+            Body::CertRequest(b) => postcard::to_stdvec(b),
         };
         // Serializing plain structs into a Vec cannot fail.
         encoded.unwrap_or_default()
@@ -201,8 +332,13 @@ impl Body {
             Kind::Genesis => Body::Genesis(postcard::from_bytes(bytes)?),
             Kind::Member => Body::Member(postcard::from_bytes(bytes)?),
             Kind::Revocation => Body::Revocation(postcard::from_bytes(bytes)?),
-            Kind::NodeInfo => Body::NodeInfo(postcard::from_bytes(bytes)?),
-            Kind::Route => Body::Route(postcard::from_bytes(bytes)?),
+            Kind::NodeInfo => Body::NodeInfo(decode_grown::<_, legacy::NodeInfoV0>(bytes)?),
+            Kind::Route => Body::Route(decode_grown::<_, legacy::RouteV0>(bytes)?),
+            Kind::Cert => Body::Cert(postcard::from_bytes(bytes)?),
+            Kind::AcmeAccount => Body::AcmeAccount(postcard::from_bytes(bytes)?),
+            Kind::AcmeOrder => Body::AcmeOrder(postcard::from_bytes(bytes)?),
+            Kind::ChallengeAck => Body::ChallengeAck(postcard::from_bytes(bytes)?),
+            Kind::CertRequest => Body::CertRequest(postcard::from_bytes(bytes)?),
         })
     }
 
@@ -211,7 +347,7 @@ impl Body {
             Body::Genesis(g) => Some(&g.name),
             Body::Member(m) => Some(&m.name),
             Body::NodeInfo(n) => Some(&n.name),
-            Body::Revocation(_) | Body::Route(_) => None,
+            _ => None,
         }
     }
 }
@@ -368,13 +504,42 @@ impl Record {
         if body.name().is_some_and(|n| n.len() > MAX_NAME_LEN) {
             return Err(RecordError::TooLarge("name"));
         }
-        if let Body::Route(route) = &body {
-            route.check().map_err(|e| RecordError::MalformedBody {
-                kind: self.kind,
-                reason: e.to_string(),
-            })?;
-        }
+        self.check_body(&body)?;
         Ok(body)
+    }
+
+    /// Shape checks of the bodies that have more than a name: routes and certificate names.
+    fn check_body(&self, body: &Body) -> Result<(), RecordError> {
+        let malformed = |reason: String| RecordError::MalformedBody {
+            kind: self.kind,
+            reason,
+        };
+        match body {
+            Body::Route(route) => route.check().map_err(|e| malformed(e.to_string())),
+            Body::Cert(cert) => {
+                crate::cert::check_names(&cert.names).map_err(|e| malformed(e.to_string()))?;
+                if cert.chain.is_empty() || cert.chain.len() > crate::cert::MAX_CHAIN {
+                    return Err(malformed(
+                        "a certificate chain has 1 to 6 certificates".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Body::AcmeOrder(order) => {
+                crate::cert::check_names(&order.names).map_err(|e| malformed(e.to_string()))?;
+                if order.challenges.len() > crate::cert::MAX_CHALLENGES {
+                    return Err(malformed("too many challenge answers".into()));
+                }
+                Ok(())
+            }
+            Body::ChallengeAck(ack) => crate::cert::check_names(std::slice::from_ref(&ack.name))
+                .map_err(|e| malformed(e.to_string())),
+            Body::CertRequest(request) => {
+                crate::cert::check_names(std::slice::from_ref(&request.name))
+                    .map_err(|e| malformed(e.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Decodes the body without checking the signature: for records read back from this
@@ -403,6 +568,9 @@ impl Record {
         }
     }
 }
+
+#[cfg(test)]
+mod golden;
 
 #[cfg(test)]
 mod tests {

@@ -65,6 +65,50 @@ pub struct Route {
     /// `hearthctl publish --container`); the member rewrites or withdraws the route as the
     /// container starts, moves, fails its health check or stops.
     pub container: Option<String>,
+    /// HTTP routes: how the edges treat TLS for this host (ignored for TCP routes).
+    pub tls: RouteTls,
+}
+
+/// How the edges treat TLS for an HTTP route.
+///
+/// The wire uses the variant index, so variants are appended, never reordered; `Edge` is index
+/// 0, which a route written before this field existed decodes to (see
+/// [`crate::record`]'s note on growing bodies).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTls {
+    /// HTTPS terminated at the edges with a certificate they share (ACME), and `:80`
+    /// redirects to it once the certificate exists. The default.
+    #[default]
+    Edge,
+    /// Plain HTTP only: no certificate is ordered and `:80` serves the route as it is
+    /// (`hearthctl publish --http-only`, label `hearth.http.tls=off`).
+    Off,
+}
+
+impl fmt::Display for RouteTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouteTls::Edge => "edge",
+            RouteTls::Off => "off",
+        })
+    }
+}
+
+impl std::str::FromStr for RouteTls {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "edge" | "on" => Ok(RouteTls::Edge),
+            "off" => Ok(RouteTls::Off),
+            other => Err(format!(
+                "`{other}` is not a TLS mode: use `edge` (HTTPS at the edges, the default) or `off` (plain HTTP only)"
+            )),
+        }
+    }
 }
 
 impl Route {
@@ -201,6 +245,7 @@ mod tests {
             target: None,
             proxy_protocol: false,
             container: None,
+            tls: RouteTls::Edge,
         };
         assert!(
             route.check().is_err(),

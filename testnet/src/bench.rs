@@ -33,6 +33,21 @@ fn ms(d: Option<&Duration>) -> f64 {
     d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
 }
 
+/// Milliseconds as a table cell: `1234 ms`.
+pub fn ms_cell(ms: f64) -> String {
+    format!("{ms:.0} ms")
+}
+
+/// A table row `| what | n | median | p90 | max |` of a sample's statistics.
+pub fn stats_row(what: &str, s: Stats, n: usize) -> String {
+    format!(
+        "| {what} | {n} | {} | {} | {} |\n",
+        ms_cell(s.p50),
+        ms_cell(s.p90),
+        ms_cell(s.max)
+    )
+}
+
 /// Summary statistics of a sample, in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Stats {

@@ -2,7 +2,7 @@
 //! load, how long until the mesh and its DNS forget the dead edge, and how long a newly joined
 //! public node takes to be elected. One namespace lab, real `hearthd` processes.
 
-use crate::bench::{stats, write_section, Stats};
+use crate::bench::{ms_cell as ms, stats, stats_row as row, write_section};
 use crate::lab::{EdgeSite, LabMesh, LAB_CONVERGE, SITE, SITE_ZONE as ZONE};
 use crate::procs::Binaries;
 use anyhow::{bail, Result};
@@ -157,19 +157,6 @@ async fn join_once(mesh: &mut LabMesh, name: &str) -> Result<(Duration, Duration
     }
     mesh.node_mut(name)?.kill().await;
     Ok(times)
-}
-
-fn ms(d: f64) -> String {
-    format!("{d:.0} ms")
-}
-
-fn row(what: &str, s: Stats, n: usize) -> String {
-    format!(
-        "| {what} | {n} | {} | {} | {} |\n",
-        ms(s.p50),
-        ms(s.p90),
-        ms(s.max)
-    )
 }
 
 fn report(

@@ -4,12 +4,14 @@
 //! NAT and a client host, the mesh joined by invites. Every node runs `edge = "auto"`: the two
 //! VPSes find themselves public (AutoNAT) and are elected as edges, and answer DNS for
 //! `hearth.test`. A small web service on the home host is published as [`SITE`] and the demo
-//! prints how to reach it from the client host through either edge. Without root, the same
+//! prints how to reach it from the client host through either edge, over HTTP and over HTTPS
+//! with a certificate from a real ACME CA (Debian's Pebble on a lab host of its own, when it
+//! is installed; scripts/demo.sh installs it as root). Without root, the same
 //! mesh of `hearthd` processes on 127.0.0.1, the founder being the edge (`edge = "always"`:
 //! nothing on loopback is public). Either way everything is removed on Ctrl-C.
 
 use crate::eventually::{eventually, CONVERGE};
-use crate::lab::{available, HostKind, Lab, LabMesh, LAB_CONVERGE};
+use crate::lab::{available, HostKind, Lab, LabMesh, Pebble, LAB_CONVERGE};
 use crate::procs::{Binaries, ProcNode};
 use anyhow::{bail, Context, Result};
 use hearth_proto::NodeId;
@@ -41,6 +43,7 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
         .host("home", HostKind::Home)
         .host("attic", HostKind::Cgnat)
         .host("client", HostKind::Client)
+        .host("ca", HostKind::Client)
         .build()?;
     println!("lab {}: hosts", lab.id);
     for host in &lab.hosts {
@@ -54,7 +57,30 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
     }
     let names: Vec<String> = lab.node_hosts().map(|h| h.name.clone()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mesh = LabMesh::start_with(lab, bins, &names, &[("HEARTH_DNS_ZONE", ZONE)]).await?;
+    let dir = tempfile::Builder::new().prefix("hearth-demo").tempdir()?;
+    // Pebble resolves through the first VPS's DNS, which answers once it is an edge.
+    let dns = std::net::SocketAddr::new(lab.host("vps")?.addr.into(), 53);
+    let pebble = match Pebble::start(lab.host("ca")?, dns, dir.path(), &bins.testnet).await {
+        Ok(pebble) => Some(pebble),
+        Err(e) => {
+            println!(
+                "no ACME CA in this demo ({e:#}); HTTPS answers with self-signed certificates"
+            );
+            None
+        }
+    };
+    let ca_file = pebble
+        .as_ref()
+        .map(|p| p.api_ca.to_string_lossy().into_owned());
+    let mut env = vec![("HEARTH_DNS_ZONE", ZONE)];
+    if let (Some(pebble), Some(ca_file)) = (&pebble, &ca_file) {
+        env.extend([
+            ("HEARTH_ACME_DIRECTORY", pebble.directory.as_str()),
+            ("HEARTH_ACME_ACCEPT_TERMS", "true"),
+            ("HEARTH_ACME_CA_FILE", ca_file.as_str()),
+        ]);
+    }
+    let mesh = LabMesh::start_with(lab, bins, &names, &env).await?;
     let ids = mesh.ids()?;
     mesh.all_list(&ids).await?;
     mesh.edges_everywhere(&["vps", "vps2"]).await?;
@@ -96,6 +122,37 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
         client.ns,
         bins.testnet.display()
     );
+    let root = dir.path().join("pebble-root.pem");
+    let trusted = match &pebble {
+        Some(pebble) => {
+            pebble.fetch_root(client, &bins.testnet, &root).await?;
+            wait_certified(mesh.node("home")?).await?;
+            format!("--cacert {}", root.display())
+        }
+        None => "-k".to_string(),
+    };
+    println!(
+        "over HTTPS ({}):",
+        if pebble.is_some() {
+            "a certificate from the lab's ACME CA, Pebble; the client trusts its root"
+        } else {
+            "self-signed"
+        }
+    );
+    println!(
+        "  ip netns exec {} curl {trusted} --resolve {SITE}:443:{edge} https://{SITE}/",
+        client.ns
+    );
+    println!(
+        "  ip netns exec {} {} probe https --connect {edge2}:443 --name {SITE}{}      # without curl",
+        client.ns,
+        bins.testnet.display(),
+        if pebble.is_some() {
+            format!(" --ca {}", root.display())
+        } else {
+            String::new()
+        }
+    );
     println!(
         "the edges' own DNS for {ZONE} lists both (and drops one within seconds of its death):"
     );
@@ -131,8 +188,32 @@ async fn lab_demo(bins: &Binaries) -> Result<()> {
     );
     wait_for_ctrl_c().await?;
     drop(mesh);
+    drop(pebble);
     println!("stopped; namespaces and data removed");
     Ok(())
+}
+
+/// Waits until `node` lists the demo site's certificate as valid.
+async fn wait_certified(node: &ProcNode) -> Result<()> {
+    use hearth_proto::api::{CommandV1, ResponseV1};
+    eventually(
+        &format!("a certificate for {SITE}"),
+        LAB_CONVERGE,
+        || async {
+            match node.call(CommandV1::Certs).await? {
+                ResponseV1::Certs(report) => {
+                    let row = report.rows.iter().find(|r| r.name == SITE);
+                    match row {
+                        Some(r) if r.state == hearth_proto::cert::CertState::Valid => Ok(()),
+                        Some(r) => bail!("{:?}: {}", r.state, r.detail),
+                        None => bail!("not listed yet"),
+                    }
+                }
+                other => bail!("{other:?}"),
+            }
+        },
+    )
+    .await
 }
 
 async fn loopback_demo(bins: &Binaries, nodes: usize) -> Result<()> {
@@ -217,6 +298,12 @@ async fn loopback_mesh(
         "  {} probe http http://{http}/headers --host {SITE}      # without curl",
         bins.testnet.display()
     );
+    if let Some(https) = mesh[0].status().await?.data_plane.https_listen {
+        let port = https.rsplit(':').next().unwrap_or("443");
+        println!(
+            "over HTTPS (self-signed: no ACME CA on loopback; see docs/https.md):\n  curl -k --resolve {SITE}:{port}:127.0.0.1 https://{SITE}:{port}/"
+        );
+    }
     println!("look inside (in another terminal):");
     for node in mesh.iter() {
         println!(

@@ -54,6 +54,7 @@ pub async fn inject(forgery: &Forgery) -> Result<(u32, u32)> {
             target: Some("127.0.0.1:1".into()),
             proxy_protocol: false,
             container: None,
+            tls: Default::default(),
         }),
         Hlc::at(now),
     );

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod bench_acme;
 pub mod bench_dataplane;
 pub mod bench_docker;
 pub mod bench_failover;

@@ -53,6 +53,7 @@ pub fn loopback_config(dir: PathBuf, name: &str) -> Config {
         },
         ingress: hearth_node::config::IngressConfig {
             http_listen: "127.0.0.1:0".into(),
+            https_listen: "127.0.0.1:0".into(),
             tcp_bind: "127.0.0.1".into(),
             ..Default::default()
         },
@@ -76,11 +77,18 @@ pub struct LocalMesh {
 impl LocalMesh {
     /// Founds a mesh with one running node, which is the edge.
     pub async fn found() -> Result<Self> {
+        Self::found_with(|_| {}).await
+    }
+
+    /// Like [`LocalMesh::found`], with `change` applied to the founder's config first (e.g.
+    /// to configure ACME on the edge).
+    pub async fn found_with(change: impl FnOnce(&mut Config)) -> Result<Self> {
         let root = tempfile::Builder::new().prefix("hearth-local").tempdir()?;
-        let config = Config {
+        let mut config = Config {
             edge: hearth_node::config::EdgePreference::Always,
             ..loopback_config(root.path().join("n0"), "n0")
         };
+        change(&mut config);
         let done = hearth_node::init(&config, "n0", "test")?;
         let running = hearth_node::start(&config).await?;
         let node = LocalNode {

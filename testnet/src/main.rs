@@ -74,6 +74,13 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// Time from publishing a host to the first HTTPS 200 with a certificate from a real ACME
+    /// CA (Pebble) through each edge (root, Debian's pebble installed).
+    Acme {
+        /// Hosts to publish and time.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Failover gap when an edge is killed under load, time for the mesh and its DNS to drop
     /// it, and time to elect a newly joined public node (root).
     Failover {
@@ -186,6 +193,26 @@ enum Probe {
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },
+    /// One HTTPS request with a chosen name to a chosen address; print protocol, certificate,
+    /// status, headers and body.
+    Https(hearth_testnet::visitor::https::HttpsArgs),
+    /// WebSocket echo of COUNT messages over TLS.
+    WssEcho {
+        #[arg(long)]
+        connect: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "/ws")]
+        path: String,
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 60_000)]
+        timeout_ms: u64,
+    },
+    /// HTTPS GETs over fresh connections to several edges in turn until a stop file appears.
+    HttpsLoop(hearth_testnet::visitor::https::LoopArgs),
     /// Steady GET load across several edges, retrying on the next edge; print one line
     /// `ok=N failed=N retried=N max_gap_ms=N … per_edge=IP:PORT:N,…`.
     FailoverLoad(hearth_testnet::visitor::failover::FailoverArgs),
@@ -247,6 +274,23 @@ async fn visit(probe: Probe) -> Result<()> {
             timeout_ms,
         } => visitor::intrude::intrude(addr, edge_id, &host, ms(timeout_ms)).await,
         Probe::FailoverLoad(args) => visitor::failover::probe(&args).await,
+        Probe::Https(args) => visitor::https::run(&args).await,
+        Probe::WssEcho {
+            connect,
+            name,
+            path,
+            ca,
+            count,
+            timeout_ms,
+        } => {
+            let target = visitor::https::TlsTarget {
+                connect,
+                name,
+                roots: ca.as_deref().map(visitor::https::roots_from).transpose()?,
+            };
+            visitor::https::wss_echo(&target, &path, count, ms(timeout_ms)).await
+        }
+        Probe::HttpsLoop(args) => visitor::https::https_loop(&args).await,
         other => anyhow::bail!("{other:?} is not a data-plane probe"),
     }
 }
@@ -314,6 +358,10 @@ async fn main() -> Result<()> {
             which: Bench::Docker { runs },
             out,
         } => hearth_testnet::bench_docker::docker_start(runs, &out).await,
+        Cmd::Bench {
+            which: Bench::Acme { runs },
+            out,
+        } => hearth_testnet::bench_acme::run(runs, &out).await,
         Cmd::Bench {
             which: Bench::Failover { kills, joins },
             out,

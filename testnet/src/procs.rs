@@ -69,9 +69,9 @@ pub struct ProcNode {
 const LOOPBACK_LISTEN: &str = "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0";
 /// Listen addresses of a node alone in a lab host: the default ports on every interface.
 const HOST_LISTEN: &str = "/ip4/0.0.0.0/udp/7700/quic-v1,/ip4/0.0.0.0/tcp/7700";
-/// Data-plane and HTTP ingress addresses on loopback, and alone in a lab host.
-const LOOPBACK_DATA: (&str, &str) = ("127.0.0.1:0", "127.0.0.1:0");
-const HOST_DATA: (&str, &str) = ("0.0.0.0:7701", "0.0.0.0:80");
+/// Data-plane, HTTP and HTTPS ingress addresses on loopback, and alone in a lab host.
+const LOOPBACK_DATA: (&str, &str, &str) = ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
+const HOST_DATA: (&str, &str, &str) = ("0.0.0.0:7701", "0.0.0.0:80", "0.0.0.0:443");
 
 impl ProcNode {
     /// A node on loopback that will live in `dir`.
@@ -119,7 +119,7 @@ impl ProcNode {
     }
 
     fn command(&self) -> Command {
-        let (mut cmd, listen, (tunnel, http)) = match &self.netns {
+        let (mut cmd, listen, (tunnel, http, https)) = match &self.netns {
             Some(ns) => {
                 let mut cmd = Command::new("ip");
                 cmd.args(["netns", "exec", ns]).arg(&self.bins.hearthd);
@@ -136,6 +136,7 @@ impl ProcNode {
             .env("HEARTH_LISTEN", listen)
             .env("HEARTH_TUNNEL_LISTEN", tunnel)
             .env("HEARTH_HTTP_LISTEN", http)
+            .env("HEARTH_HTTPS_LISTEN", https)
             .env("HEARTH_EDGE", self.edge.to_string())
             .env("HEARTH_DOCKER", if self.docker { "on" } else { "off" })
             .env("HEARTH_NAME", &self.name)
@@ -275,6 +276,7 @@ impl ProcNode {
             target: target.into(),
             node: on.map(String::from),
             proxy_protocol: false,
+            tls: Default::default(),
         };
         match self.call(command).await? {
             ResponseV1::Published(_) => Ok(()),
@@ -289,6 +291,7 @@ impl ProcNode {
             target: target.into(),
             node: None,
             proxy_protocol,
+            tls: Default::default(),
         };
         match self.call(command).await? {
             ResponseV1::Published(_) => Ok(()),

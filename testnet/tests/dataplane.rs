@@ -132,6 +132,7 @@ async fn publish(mesh: &LocalMesh, on: usize, spec: RouteSpec, target: SocketAdd
         target: target.to_string(),
         node: None,
         proxy_protocol: false,
+        tls: Default::default(),
     };
     match mesh.call(on, command).await? {
         ResponseV1::Published(_) => Ok(()),

@@ -45,12 +45,13 @@ async fn server(edges: u8, serial: u32) -> (SocketAddr, CancellationToken) {
             })
             .collect(),
         hosts: ["blog.hearth.test".to_string()].into(),
+        txt: Default::default(),
     };
     let (udp, tcp) = bind("127.0.0.1:0").await.unwrap();
     let addr = udp.local_addr().unwrap();
     let (_keep, rx) = watch::channel(Arc::new(view));
     let cancel = CancellationToken::new();
-    tokio::spawn(serve(udp, tcp, rx, cancel.clone()));
+    tokio::spawn(serve(udp, tcp, rx, Default::default(), cancel.clone()));
     (addr, cancel)
 }
 

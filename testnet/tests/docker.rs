@@ -170,6 +170,7 @@ async fn unhealthy_containers_are_not_routed_and_unlabelled_ones_can_be_publishe
         },
         container: plain.clone(),
         port: HTTP_PORT,
+        tls: Default::default(),
     };
     match mesh.call(1, command).await? {
         ResponseV1::Following { .. } => {}

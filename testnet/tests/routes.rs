@@ -17,6 +17,7 @@ fn publish(host: &str, target: &str, node: Option<&str>) -> CommandV1 {
         target: target.into(),
         node: node.map(String::from),
         proxy_protocol: false,
+        tls: Default::default(),
     }
 }
 
@@ -66,6 +67,7 @@ async fn a_published_route_reaches_every_node_and_its_withdrawal_too() -> Result
         target: "127.0.0.1:22".into(),
         node: None,
         proxy_protocol: false,
+        tls: Default::default(),
     };
     assert!(matches!(mesh.call(2, tcp).await?, ResponseV1::Published(_)));
     // The same host on a second member: both serve it.

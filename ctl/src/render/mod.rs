@@ -8,8 +8,10 @@
 //! bound their length; [`clean`] keeps them from smuggling terminal escape sequences or extra
 //! lines into the output.
 
+mod certs;
 mod edges;
 
+pub use certs::{cert_requested, certs};
 pub use edges::edges;
 
 use crate::duration::{compact, human};
@@ -118,8 +120,12 @@ pub fn status(s: &StatusV1) -> String {
         (true, None) => {
             let ports: Vec<String> = dp.tcp_ports.iter().map(|p| format!("tcp/{p}")).collect();
             format!(
-                "edge; HTTP on {}{}{}",
+                "edge; HTTP on {}{}{}{}",
                 clean(dp.http_listen.as_deref().unwrap_or("?")),
+                dp.https_listen
+                    .as_deref()
+                    .map(|h| format!(", HTTPS on {}", clean(h)))
+                    .unwrap_or_default(),
                 dp.dns_listen
                     .as_deref()
                     .map(|d| format!(", DNS on {}", clean(d)))
@@ -296,6 +302,9 @@ fn target_label(r: &RouteRowV1) -> String {
     }
     if r.proxy_protocol {
         label.push_str(" (PROXY v2)");
+    }
+    if matches!(r.spec, RouteSpec::Http { .. }) && r.tls == hearth_proto::route::RouteTls::Off {
+        label.push_str(" (HTTP only)");
     }
     label
 }
@@ -524,6 +533,15 @@ mod tests {
         assert_eq!(value(&text, "refused connections"), "2");
         assert_eq!(value(&text, "uptime"), "1h 30m");
         assert_eq!(value(&text, "version"), "0.1.0");
+        assert!(value(&text, "ingress").starts_with("not an edge"));
+        s.data_plane.edge = true;
+        s.data_plane.http_listen = Some("0.0.0.0:80".into());
+        s.data_plane.https_listen = Some("0.0.0.0:443".into());
+        s.data_plane.tcp_ports = vec![2222];
+        assert_eq!(
+            value(&status(&s), "ingress"),
+            "edge; HTTP on 0.0.0.0:80, HTTPS on 0.0.0.0:443, tcp/2222"
+        );
         // Values start one space after the longest key, "refused connections:".
         let column = "refused connections: ".len();
         assert!(
@@ -603,6 +621,7 @@ mod tests {
             author: node,
             proxy_protocol: false,
             container: None,
+            tls: Default::default(),
         }
     }
 

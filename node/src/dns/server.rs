@@ -2,6 +2,7 @@
 //! latest [`ZoneView`] on a watch channel, so a view change shows in the very next answer.
 
 use super::zone::{answer, Answer, ZoneView};
+use crate::acme::Served;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::{DNSClass, RecordType};
@@ -97,9 +98,10 @@ pub async fn serve(
     udp: UdpSocket,
     tcp: TcpListener,
     zone: watch::Receiver<Arc<ZoneView>>,
+    served: Served,
     cancel: CancellationToken,
 ) {
-    let mut server = Server::new(ZoneHandler { zone });
+    let mut server = Server::new(ZoneHandler { zone, served });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
     tokio::select! {
@@ -116,9 +118,11 @@ pub async fn serve(
     }
 }
 
-/// Answers each request from the latest view.
+/// Answers each request from the latest view, with the ACME DNS-01 answers this edge serves
+/// at that moment (so an edge acknowledges them only once it answers with them).
 struct ZoneHandler {
     zone: watch::Receiver<Arc<ZoneView>>,
+    served: Served,
 }
 
 #[async_trait::async_trait]
@@ -128,7 +132,14 @@ impl RequestHandler for ZoneHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let view = Arc::clone(&self.zone.borrow());
+        let mut view = Arc::clone(&self.zone.borrow());
+        let txt = self.served.dns01();
+        if !txt.is_empty() {
+            view = Arc::new(ZoneView {
+                txt,
+                ..(*view).clone()
+            });
+        }
         let reply = respond(&view, request);
         let edns = reply.edns.as_ref();
         let response = MessageResponseBuilder::new(&request.queries, edns).build(

@@ -7,16 +7,18 @@
 //! - `edges.<zone>`: every edge's addresses, for users who CNAME an outside name to it;
 //! - every published HTTP host inside the zone: every edge's addresses;
 //! - the empty non-terminals above published hosts (`b.<zone>` when `a.b.<zone>` is
-//!   published): no records, so NODATA rather than NXDOMAIN (RFC 8020).
+//!   published): no records, so NODATA rather than NXDOMAIN (RFC 8020);
+//! - `_acme-challenge.<name>`: TXT records while an ACME DNS-01 order for `<name>` is in
+//!   flight.
 //!
 //! When names collide, `ns-<label>` wins over a published host of the same name, so glue
 //! always points at exactly one edge. ANY is answered with every record at the name (the zone
 //! is tiny, so the amplification RFC 8482 guards against is small).
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// What an edge answers for: derived by the caller from the mesh view whenever it changes.
@@ -32,6 +34,9 @@ pub struct ZoneView {
     pub edges: Vec<EdgeNs>,
     /// Every published HTTP host, lowercase; those outside the zone are ignored.
     pub hosts: BTreeSet<String>,
+    /// TXT records by full lowercase name without the trailing dot: the ACME DNS-01 answers
+    /// (`_acme-challenge.<name>`); those outside the zone are ignored.
+    pub txt: BTreeMap<String, Vec<String>>,
 }
 
 /// One edge as a name server: named `ns-<label>.<zone>` and reachable at its addresses.
@@ -223,6 +228,19 @@ impl<'a> Ctx<'a> {
     /// Every record at the name `key` (relative to the apex), owned by `owner`; `None` when
     /// the name does not exist, an empty list for an empty non-terminal.
     fn records_at(&self, key: &str, owner: &Name) -> Option<Vec<Record>> {
+        let full = if key.is_empty() {
+            self.zone.to_string()
+        } else {
+            format!("{key}.{}", self.zone)
+        };
+        if let Some(values) = self.view.txt.get(&full) {
+            return Some(
+                values
+                    .iter()
+                    .map(|v| self.record(owner, RData::TXT(TXT::new(vec![v.clone()]))))
+                    .collect(),
+            );
+        }
         if key.is_empty() {
             let mut records = vec![self.soa(owner)];
             records.extend(self.ns_records(owner));

@@ -1,10 +1,11 @@
 //! The ingress actor: serves HTTP, TCP routes and DNS while the election makes this node an
 //! edge, and closes them when it stops being one.
 
-use super::http::{self, HttpSettings};
+use super::http::{self, HttpSettings, Plaintext};
+use super::https::{self, EdgeTls};
 use super::tcp;
 use super::upstream::Upstreams;
-use super::{bind_http, IngressError};
+use super::{bind_http, bind_listener, IngressError};
 use crate::dns::{self, EdgeNs, ZoneView};
 use crate::view::{DataPlaneStatus, MeshView, ViewRx};
 use hearth_proto::NodeId;
@@ -27,6 +28,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub struct IngressSettings {
     /// HTTP listener address (`ingress.http_listen`).
     pub http_listen: String,
+    /// HTTPS listener address (`ingress.https_listen`).
+    pub https_listen: String,
     /// HTTP limits.
     pub http: HttpSettings,
     /// Address TCP route ports are bound on.
@@ -59,6 +62,7 @@ pub struct IngressActor {
     me: NodeId,
     settings: IngressSettings,
     upstreams: Upstreams,
+    tls: EdgeTls,
     view: ViewRx,
     status: DataPlaneStatus,
     serving: Option<Serving>,
@@ -73,6 +77,7 @@ impl IngressActor {
         me: NodeId,
         settings: IngressSettings,
         upstreams: Upstreams,
+        tls: EdgeTls,
         view: ViewRx,
         status: DataPlaneStatus,
     ) -> Self {
@@ -80,6 +85,7 @@ impl IngressActor {
             me,
             settings,
             upstreams,
+            tls,
             view,
             status,
             serving: None,
@@ -153,7 +159,7 @@ impl IngressActor {
         self.reconcile_ports(wanted, cancel).await;
     }
 
-    /// Binds HTTP (and DNS) and starts serving; binds both before serving either, so a
+    /// Binds HTTP, HTTPS (and DNS) and starts serving; binds all before serving any, so a
     /// failure leaves nothing half started.
     async fn start(
         &mut self,
@@ -161,17 +167,35 @@ impl IngressActor {
         cancel: &CancellationToken,
     ) -> Result<(), IngressError> {
         let http = bind_http(&self.settings.http_listen).await?;
+        let https_listener =
+            bind_listener("HTTPS", "ingress.https_listen", &self.settings.https_listen).await?;
         let dns_sockets = match &self.settings.dns {
             Some(dns) => Some(dns::bind(&dns.listen).await?),
             None => None,
         };
         let token = cancel.child_token();
         let http_addr = http.local_addr().ok().map(|a| a.to_string());
+        let https_addr = https_listener.local_addr().ok();
+        let plaintext = Plaintext {
+            served: self.tls.served(),
+            https_port: https_addr.map(|a| a.port()),
+        };
         tokio::spawn(
             http::serve(
                 http,
                 self.upstreams.clone(),
                 self.settings.http.clone(),
+                plaintext,
+                token.clone(),
+            )
+            .in_current_span(),
+        );
+        tokio::spawn(
+            https::serve(
+                https_listener,
+                self.upstreams.clone(),
+                self.settings.http.clone(),
+                self.tls.clone(),
                 token.clone(),
             )
             .in_current_span(),
@@ -182,14 +206,17 @@ impl IngressActor {
                 dns_addr = udp.local_addr().ok().map(|a| a.to_string());
                 let first = zone_view(view, dns, next_serial(0));
                 let (tx, rx) = watch::channel(Arc::new(first));
-                tokio::spawn(dns::serve(udp, tcp, rx, token.clone()).in_current_span());
+                tokio::spawn(
+                    dns::serve(udp, tcp, rx, self.tls.served(), token.clone()).in_current_span(),
+                );
                 Some(tx)
             }
             _ => None,
         };
-        info!(http = ?http_addr, dns = ?dns_addr, "elected: serving as an edge");
+        info!(http = ?http_addr, https = ?https_addr, dns = ?dns_addr, "elected: serving as an edge");
         self.status.update(|s| {
             s.http_listen = http_addr;
+            s.https_listen = https_addr.map(|a| a.to_string());
             s.dns_listen = dns_addr;
             s.ingress_error = None;
         });
@@ -205,6 +232,7 @@ impl IngressActor {
             serving.token.cancel();
             self.status.update(|s| {
                 s.http_listen = None;
+                s.https_listen = None;
                 s.dns_listen = None;
             });
         }
@@ -269,6 +297,7 @@ fn zone_view(view: &MeshView, dns: &DnsSettings, serial: u32) -> ZoneView {
             })
             .collect(),
         hosts: view.http_hosts(),
+        txt: Default::default(),
     }
 }
 

@@ -1,80 +1,104 @@
-//! The edge's HTTP/1.1 reverse proxy: hyper serves the visitor, and a hyper client speaks to
-//! the target over the upstream (a tunnel stream or a local socket). Keep-alive, streaming
-//! bodies, `Expect: 100-continue` and upgrades (WebSocket) come from hyper on both sides.
+//! The edge's HTTP reverse proxy: hyper serves the visitor (HTTP/1.1 on `:80`, HTTP/1.1 or
+//! HTTP/2 over TLS, see [`super::https`]), and a hyper HTTP/1.1 client speaks to the target
+//! over the upstream (a tunnel stream or a local socket). Keep-alive, streaming bodies,
+//! `Expect: 100-continue` and upgrades (WebSocket) come from hyper on both sides.
+//!
+//! On `:80` the proxy also answers ACME HTTP-01 challenges and sends visitors of a host that
+//! has a certificate to HTTPS with a 308.
 
 use super::headers::{request_host, set_forwarded, strip_hop_by_hop, upgrade_of};
 use super::idle::{Activity, Watched};
 use super::pages;
 use super::upstream::{UpstreamError, Upstreams};
+use crate::acme::Served;
 use bytes::Bytes;
-use hearth_proto::route::RouteSpec;
+use hearth_proto::route::{RouteSpec, RouteTls};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Bodies the proxy answers with: the target's, or a page of its own.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Where ACME HTTP-01 answers are read from.
+const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+/// Most HTTP/2 streams one visitor connection may have open at once.
+const MAX_H2_STREAMS: u32 = 128;
+/// Most idle upstream connections one HTTP/2 visitor keeps for reuse.
+const MAX_H2_IDLE_UPSTREAMS: usize = 16;
 
 /// Limits of the HTTP listener.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Largest request head; larger gets 431.
     pub max_head_bytes: usize,
-    /// Time a visitor has to send a complete request head.
+    /// Time a visitor has to send a complete request head (and, over TLS, its handshake).
     pub header_read_timeout: Duration,
     /// Time a connection may sit without traffic.
     pub idle_timeout: Duration,
 }
 
-/// Accepts visitors until `cancel` fires.
+/// What the plain-HTTP listener knows of HTTPS: the challenge answers and certificates this
+/// edge serves, and the port visitors are redirected to.
+#[derive(Debug, Clone)]
+pub struct Plaintext {
+    /// The edge's TLS material.
+    pub served: Served,
+    /// The HTTPS port, while the HTTPS listener runs.
+    pub https_port: Option<u16>,
+}
+
+/// How one visitor connection reached the edge.
+#[derive(Debug, Clone)]
+pub enum Scheme {
+    /// Plain HTTP on `:80`.
+    Http(Plaintext),
+    /// HTTPS, terminated here; `h2` when ALPN chose HTTP/2.
+    Https {
+        /// HTTP/2 (several requests at once on one connection).
+        h2: bool,
+    },
+}
+
+/// Accepts plain-HTTP visitors until `cancel` fires.
 pub async fn serve(
     listener: TcpListener,
     upstreams: Upstreams,
     settings: HttpSettings,
+    plaintext: Plaintext,
     cancel: CancellationToken,
 ) {
     let settings = Arc::new(settings);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tokio::spawn(connection(tcp, peer, upstreams.clone(), settings.clone(), cancel.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
+    super::accept_until(&listener, "HTTP", &cancel, |tcp, peer| {
+        let scheme = Scheme::Http(plaintext.clone());
+        tokio::spawn(connection(
+            tcp,
+            peer,
+            scheme,
+            upstreams.clone(),
+            settings.clone(),
+            cancel.clone(),
+        ));
+    })
+    .await;
 }
 
-/// One visitor connection and the upstream its requests reuse.
-#[derive(Debug)]
-struct Visitor {
-    peer: SocketAddr,
-    local: SocketAddr,
-    upstreams: Upstreams,
-    idle_timeout: Duration,
-    activity: Activity,
-    reuse: tokio::sync::Mutex<Option<(String, SendRequest<Incoming>)>>,
-}
-
+/// One plain-HTTP visitor connection.
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
+    scheme: Scheme,
     upstreams: Upstreams,
     settings: Arc<HttpSettings>,
     cancel: CancellationToken,
@@ -82,25 +106,90 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     let Ok(local) = tcp.local_addr() else { return };
     let activity = Activity::default();
+    let io = Watched::new(tcp, activity.clone());
+    serve_visitor(
+        io, peer, local, scheme, activity, upstreams, settings, cancel,
+    )
+    .await;
+}
+
+/// Serves one visitor connection (plain, or already decrypted) until it ends, idles out, or
+/// `cancel` fires. `activity` is the watch on the visitor's socket.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_visitor<IO>(
+    io: IO,
+    peer: SocketAddr,
+    local: SocketAddr,
+    scheme: Scheme,
+    activity: Activity,
+    upstreams: Upstreams,
+    settings: Arc<HttpSettings>,
+    cancel: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let h2 = matches!(scheme, Scheme::Https { h2: true });
     let visitor = Arc::new(Visitor {
         peer,
         local,
+        scheme,
         upstreams,
         idle_timeout: settings.idle_timeout,
         activity: activity.clone(),
-        reuse: tokio::sync::Mutex::new(None),
+        reuse: tokio::sync::Mutex::new(Vec::new()),
     });
     let service = hyper::service::service_fn(move |request| {
         let visitor = visitor.clone();
         async move { Ok::<_, Infallible>(visitor.handle(request).await) }
     });
-    let io = TokioIo::new(Watched::new(tcp, activity.clone()));
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_header_size(settings.max_head_bytes)
-        .serve_connection(io, service)
-        .with_upgrades();
+    let io = TokioIo::new(io);
+    let idle = settings.idle_timeout;
+    if h2 {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_H2_STREAMS)
+            .max_header_list_size(u32::try_from(settings.max_head_bytes).unwrap_or(u32::MAX))
+            .serve_connection(io, service);
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            peer,
+            &activity,
+            idle,
+            &cancel,
+        )
+        .await;
+    } else {
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_header_size(settings.max_head_bytes)
+            .serve_connection(io, service)
+            .with_upgrades();
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            peer,
+            &activity,
+            idle,
+            &cancel,
+        )
+        .await;
+    }
+}
+
+/// Runs a served connection until it ends or idles out; on `cancel`, asks it to finish its
+/// requests (`graceful`) and gives it 5 s.
+async fn drive<C>(
+    connection: C,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+    peer: SocketAddr,
+    activity: &Activity,
+    idle: Duration,
+    cancel: &CancellationToken,
+) where
+    C: std::future::Future<Output = Result<(), hyper::Error>>,
+{
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -108,12 +197,26 @@ async fn connection(
                 debug!(%peer, error = %e, "visitor connection ended");
             }
         }
-        _ = activity.idle(settings.idle_timeout) => debug!(%peer, "visitor idle, closed"),
+        _ = activity.idle(idle) => debug!(%peer, "visitor idle, closed"),
         _ = cancel.cancelled() => {
-            connection.as_mut().graceful_shutdown();
+            graceful(connection.as_mut());
             let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
         }
     }
+}
+
+/// One visitor connection and the upstream connections its requests reuse.
+#[derive(Debug)]
+struct Visitor {
+    peer: SocketAddr,
+    local: SocketAddr,
+    scheme: Scheme,
+    upstreams: Upstreams,
+    idle_timeout: Duration,
+    activity: Activity,
+    /// Upstream connections by host. HTTP/1.1 visitors send one request at a time, so one is
+    /// enough; HTTP/2 visitors keep a few for their concurrent streams.
+    reuse: tokio::sync::Mutex<Vec<(String, SendRequest<Incoming>)>>,
 }
 
 impl Visitor {
@@ -121,9 +224,19 @@ impl Visitor {
         let Some(host) = request_host(&request) else {
             return pages::no_host();
         };
+        if let Scheme::Http(plaintext) = &self.scheme {
+            if let Some(answer) = acme_answer(plaintext, &request) {
+                return answer;
+            }
+        }
         let spec = RouteSpec::Http { host: host.clone() };
-        if !self.upstreams.has_route(&spec) {
+        let Some(tls) = self.upstreams.tls_of(&host) else {
             return pages::unknown_host(&host);
+        };
+        if let Scheme::Http(plaintext) = &self.scheme {
+            if let Some(redirect) = https_redirect(plaintext, &request, &host, tls) {
+                return redirect;
+            }
         }
         let upgrade = upgrade_of(request.headers());
         let visitor_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
@@ -142,23 +255,19 @@ impl Visitor {
                 request.headers_mut().insert(hyper::header::HOST, value);
             }
         }
+        // The target always hears HTTP/1.1, whatever the visitor spoke.
+        *request.version_mut() = Version::HTTP_11;
         strip_hop_by_hop(request.headers_mut(), upgrade);
-        set_forwarded(request.headers_mut(), self.peer, &host, "http");
-
-        let mut reuse = self.reuse.lock().await;
-        let mut sender = match reuse.take() {
-            Some((reused_host, sender)) if reused_host == host && !sender.is_closed() => sender,
-            _ => match self.open(&spec, &host).await {
-                Ok(sender) => sender,
-                Err(page) => return page,
-            },
+        let proto = match self.scheme {
+            Scheme::Http(_) => "http",
+            Scheme::Https { .. } => "https",
         };
-        if sender.ready().await.is_err() {
-            sender = match self.open(&spec, &host).await {
-                Ok(sender) => sender,
-                Err(page) => return page,
-            };
-        }
+        set_forwarded(request.headers_mut(), self.peer, &host, proto);
+
+        let mut sender = match self.sender(&spec, &host).await {
+            Ok(sender) => sender,
+            Err(page) => return page,
+        };
         let mut response = match sender.send_request(request).await {
             Ok(response) => response,
             Err(e) => return pages::unreachable(&host, &format!("the connection broke ({e})")),
@@ -175,9 +284,38 @@ impl Visitor {
             }
         } else {
             strip_hop_by_hop(response.headers_mut(), None);
-            *reuse = Some((host, sender));
+            let mut reuse = self.reuse.lock().await;
+            if reuse.len() < MAX_H2_IDLE_UPSTREAMS {
+                reuse.push((host, sender));
+            }
         }
         response.map(|body| body.boxed())
+    }
+
+    /// An upstream connection for `host` that can take a request now: a kept one, or a new
+    /// one. An HTTP/1.1 visitor's kept connection is waited on (its previous response may
+    /// still be finishing); an HTTP/2 visitor opens another instead, so its streams run side
+    /// by side.
+    async fn sender(
+        &self,
+        spec: &RouteSpec,
+        host: &str,
+    ) -> Result<SendRequest<Incoming>, Response<ProxyBody>> {
+        let concurrent = matches!(self.scheme, Scheme::Https { h2: true });
+        let kept = {
+            let mut reuse = self.reuse.lock().await;
+            reuse.retain(|(_, s)| !s.is_closed());
+            let position = reuse
+                .iter()
+                .position(|(h, s)| h == host && (!concurrent || s.is_ready()));
+            position.map(|i| reuse.swap_remove(i).1)
+        };
+        if let Some(mut sender) = kept {
+            if sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+        self.open(spec, host).await
     }
 
     /// A new HTTP connection to a target of `spec`, or the page to answer instead.
@@ -205,6 +343,41 @@ impl Visitor {
         });
         Ok(sender)
     }
+}
+
+/// The answer to an ACME HTTP-01 request this edge serves, if `request` is one.
+fn acme_answer<B>(plaintext: &Plaintext, request: &Request<B>) -> Option<Response<ProxyBody>> {
+    let token = request.uri().path().strip_prefix(CHALLENGE_PATH)?;
+    let answer = plaintext.served.http01(token)?;
+    Some(pages::plain_text(answer))
+}
+
+/// A 308 to HTTPS, for a host this edge has a CA certificate for, unless the route is plain
+/// HTTP only or the request is an ACME challenge (answered by the target, if not by us).
+fn https_redirect<B>(
+    plaintext: &Plaintext,
+    request: &Request<B>,
+    host: &str,
+    tls: RouteTls,
+) -> Option<Response<ProxyBody>> {
+    let port = plaintext.https_port?;
+    if tls != RouteTls::Edge
+        || request.uri().path().starts_with(CHALLENGE_PATH)
+        || !plaintext.served.has_cert(host)
+    {
+        return None;
+    }
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let authority = if port == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    Some(pages::redirect(&format!("https://{authority}{path}")))
 }
 
 /// Splices an upgraded visitor connection with the upgraded target connection.

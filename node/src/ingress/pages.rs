@@ -51,6 +51,34 @@ pub fn unreachable(host: &str, reason: &str) -> Response<ProxyBody> {
     )
 }
 
+/// 200 with a plain-text body (an ACME HTTP-01 answer).
+pub fn plain_text(text: String) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
+/// 308 to `location` (the same request over HTTPS; 308 keeps the method and body).
+pub fn redirect(location: &str) -> Response<ProxyBody> {
+    let mut response = page(
+        StatusCode::PERMANENT_REDIRECT,
+        "Moved to HTTPS",
+        &format!("This site is served over HTTPS: {location}"),
+    );
+    if let Ok(value) = hyper::header::HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(hyper::header::LOCATION, value);
+    }
+    response
+}
+
 /// 400 for a request without a usable Host.
 pub fn no_host() -> Response<ProxyBody> {
     page(

@@ -7,7 +7,7 @@ use hearth_proto::route::RouteSpec;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Accepts connections on a TCP route's port until `cancel` fires.
 pub async fn serve_port(
@@ -18,39 +18,29 @@ pub async fn serve_port(
     cancel: CancellationToken,
 ) {
     let spec = RouteSpec::Tcp { port };
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let upstreams = upstreams.clone();
-                    let spec = spec.clone();
-                    let cancel = cancel.clone();
-                    tokio::spawn(async move {
-                        let _ = tcp.set_nodelay(true);
-                        let Ok(local) = tcp.local_addr() else { return };
-                        let upstream = match upstreams.connect(&spec, peer, local).await {
-                            Ok(upstream) => upstream,
-                            Err(e) => {
-                                debug!(%peer, port, error = %e, "TCP route unavailable");
-                                return;
-                            }
-                        };
-                        tokio::select! {
-                            _ = cancel.cancelled() => {}
-                            result = idle::splice(tcp, upstream, idle_timeout) => {
-                                if let Err(e) = result {
-                                    debug!(%peer, port, error = %e, "TCP route connection ended");
-                                }
-                            }
-                        }
-                    });
-                }
+    super::accept_until(&listener, "TCP route", &cancel, |tcp, peer| {
+        let upstreams = upstreams.clone();
+        let spec = spec.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let Ok(local) = tcp.local_addr() else { return };
+            let upstream = match upstreams.connect(&spec, peer, local).await {
+                Ok(upstream) => upstream,
                 Err(e) => {
-                    warn!(port, error = %e, "TCP route accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    debug!(%peer, port, error = %e, "TCP route unavailable");
+                    return;
                 }
-            },
-        }
-    }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                result = idle::splice(tcp, upstream, idle_timeout) => {
+                    if let Err(e) = result {
+                        debug!(%peer, port, error = %e, "TCP route connection ended");
+                    }
+                }
+            }
+        });
+    })
+    .await;
 }

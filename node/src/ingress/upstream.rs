@@ -52,9 +52,9 @@ impl Upstreams {
         }
     }
 
-    /// Whether any member publishes `spec`.
-    pub fn has_route(&self, spec: &RouteSpec) -> bool {
-        self.view.borrow().hosts_of(spec).next().is_some()
+    /// How the edges treat TLS for `host`, or `None` when no member publishes it.
+    pub fn tls_of(&self, host: &str) -> Option<hearth_proto::route::RouteTls> {
+        self.view.borrow().tls_of(host)
     }
 
     /// Connects `client` (which reached this edge at `edge`) to a target of `spec`.

@@ -71,6 +71,11 @@ pub struct MeshSettings {
     pub edges_max: u8,
     /// The port the data-plane endpoint is bound to, announced with this node's addresses.
     pub tunnel_port: u16,
+    /// What this node offers as a certificate issuer (announced), when `[acme]` allows it.
+    pub acme: Option<hearth_proto::cert::AcmeOffer>,
+    /// Whether this node may order certificates and from where, or why not, for
+    /// `hearthctl certs`.
+    pub acme_status: String,
 }
 
 /// The actor's links to the data plane and the Docker actor: it publishes the view and the
@@ -266,6 +271,7 @@ impl MeshActor {
         mut self,
         mut commands: mpsc::Receiver<AdminRequest>,
         mut container_routes: mpsc::Receiver<Vec<ResolvedRoute>>,
+        mut writes: mpsc::Receiver<super::certs::WriteRequest>,
         cancel: CancellationToken,
     ) {
         let span = tracing::info_span!("mesh", node = %self.me.short());
@@ -287,6 +293,7 @@ impl MeshActor {
                     }
                     event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                     Some(wanted) = container_routes.recv() => self.sync_container_routes(wanted),
+                    Some(request) = writes.recv() => self.write_for(request),
                     _ = maintain.tick() => self.maintain(),
                     _ = anti_entropy.tick() => self.anti_entropy_round(),
                     _ = heartbeat.tick() => self.heartbeat(),

@@ -32,15 +32,19 @@ impl MeshActor {
                 target,
                 node,
                 proxy_protocol,
-            } => self.publish(spec, &target, node.as_deref(), proxy_protocol),
+                tls,
+            } => self.publish(spec, &target, node.as_deref(), proxy_protocol, tls),
             CommandV1::PublishContainer {
                 spec,
                 container,
                 port,
-            } => self.publish_container(spec, container, port),
+                tls,
+            } => self.publish_container(spec, container, port, tls),
             CommandV1::Unpublish { spec, node } => self.unpublish(spec, node.as_deref()),
             CommandV1::Routes => self.route_rows().map(ResponseV1::Routes),
             CommandV1::Edges => Ok(ResponseV1::Edges(self.edges_report())),
+            CommandV1::Certs => Ok(ResponseV1::Certs(self.certs_report())),
+            CommandV1::CertAction { host, action } => self.cert_action(&host, action),
         };
         result.unwrap_or_else(ResponseV1::Error)
     }

@@ -5,7 +5,7 @@ use super::actor::MeshActor;
 use crate::services::labels::valid_container_name;
 use crate::services::{ContainerRoute, ResolvedRoute};
 use hearth_proto::api::{ApiError, ApiErrorKind, ResponseV1};
-use hearth_proto::route::{Route, RouteSpec};
+use hearth_proto::route::{Route, RouteSpec, RouteTls};
 use hearth_proto::Body;
 use tracing::{info, warn};
 
@@ -16,6 +16,7 @@ impl MeshActor {
         spec: RouteSpec,
         container: String,
         port: u16,
+        tls: RouteTls,
     ) -> Result<ResponseV1, ApiError> {
         spec.check()
             .map_err(|e| ApiError::new(ApiErrorKind::BadRequest, e.to_string()))?;
@@ -38,6 +39,7 @@ impl MeshActor {
             container: container.clone(),
             port,
             proxy_protocol: false,
+            tls,
         });
         self.store.set_container_routes(&intents)?;
         self.container_intents.send_replace(intents);
@@ -79,6 +81,7 @@ impl MeshActor {
                 target: Some(resolved.target.clone()),
                 proxy_protocol: resolved.route.proxy_protocol,
                 container: Some(resolved.route.container.clone()),
+                tls: resolved.route.tls,
             };
             if current.contains(&route) {
                 continue;

@@ -51,6 +51,7 @@ impl MeshActor {
             lease_ms: self.settings.lease.as_millis() as u64,
             edges_max: self.settings.edges_max,
             started_ms: self.started_ms,
+            acme: self.settings.acme.clone(),
         };
         match self.write(Body::NodeInfo(info)) {
             Ok(_) => self.last_heartbeat = Some(Instant::now()),

@@ -5,6 +5,7 @@ mod admission;
 // The `NetworkBehaviour` derive generates an event enum without docs or Debug.
 #[allow(missing_docs, missing_debug_implementations)]
 pub mod behaviour;
+pub mod certs;
 mod commands;
 mod containers;
 mod dialback;

@@ -86,12 +86,8 @@ impl MeshActor {
                 self.heard_start(record.author, info.started_ms);
             }
         }
-        if stored.iter().any(|r| {
-            matches!(
-                r.kind,
-                Kind::Member | Kind::Revocation | Kind::NodeInfo | Kind::Route
-            )
-        }) {
+        // Every kind but the genesis shows in the data plane's view.
+        if stored.iter().any(|r| r.kind != Kind::Genesis) {
             self.publish_view();
         }
         // Two paths, because a personal mesh is often a star (NAT'd homes around one VPS)

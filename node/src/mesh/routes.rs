@@ -5,7 +5,7 @@
 
 use super::actor::MeshActor;
 use hearth_proto::api::{resolve_node, ApiError, ApiErrorKind, ResponseV1, RouteRowV1};
-use hearth_proto::route::{parse_target, Route, RouteSpec};
+use hearth_proto::route::{parse_target, Route, RouteSpec, RouteTls};
 use hearth_proto::{Body, NodeId, Record};
 use std::collections::HashMap;
 
@@ -32,12 +32,19 @@ impl MeshActor {
         target: &str,
         node: Option<&str>,
         proxy_protocol: bool,
+        tls: RouteTls,
     ) -> Result<ResponseV1, ApiError> {
         Self::check_spec(&spec)?;
         if proxy_protocol && !matches!(spec, RouteSpec::Tcp { .. }) {
             return Err(ApiError::new(
                 ApiErrorKind::BadRequest,
                 "the PROXY protocol header is for TCP routes; HTTP routes get X-Forwarded-For and Forwarded headers instead",
+            ));
+        }
+        if tls != RouteTls::Edge && !matches!(spec, RouteSpec::Http { .. }) {
+            return Err(ApiError::new(
+                ApiErrorKind::BadRequest,
+                "--http-only is for HTTP routes; a TCP route carries whatever its target speaks",
             ));
         }
         let target = parse_target(target)
@@ -49,6 +56,7 @@ impl MeshActor {
             target: Some(target),
             proxy_protocol,
             container: None,
+            tls,
         };
         let record = self.write(Body::Route(route.clone()))?;
         let names = self.member_names();
@@ -83,6 +91,7 @@ impl MeshActor {
             target: None,
             proxy_protocol: false,
             container: None,
+            tls: Default::default(),
         }))?;
         Ok(ResponseV1::Unpublished { spec, node })
     }
@@ -111,6 +120,7 @@ impl MeshActor {
             author: record.author,
             proxy_protocol: route.proxy_protocol,
             container: route.container,
+            tls: route.tls,
         }
     }
 

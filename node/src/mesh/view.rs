@@ -1,8 +1,9 @@
 //! Deriving the data plane's [`MeshView`] from the store.
 
 use super::actor::MeshActor;
-use crate::view::{EdgeInfo, LiveRoute, MeshView};
+use crate::view::{CertView, EdgeInfo, LiveRoute, MeshView};
 use hearth_proto::election::edge_ips;
+use hearth_proto::{Body, Kind};
 use std::sync::Arc;
 use tracing::warn;
 
@@ -61,9 +62,60 @@ impl MeshActor {
                     node: route.node,
                     target,
                     proxy_protocol: route.proxy_protocol,
+                    tls: route.tls,
                 });
             }
         }
+        view.certs = self.cert_view(&infos)?;
         Ok(view)
+    }
+
+    /// The certificate records as the data plane and the ACME actor read them. Acks count only
+    /// from current members; issuers are the members announcing an ACME directory.
+    fn cert_view(
+        &self,
+        infos: &std::collections::BTreeMap<hearth_proto::NodeId, hearth_proto::record::NodeInfo>,
+    ) -> Result<CertView, crate::store::StoreError> {
+        let mut out = CertView::default();
+        for kind in [
+            Kind::Cert,
+            Kind::AcmeAccount,
+            Kind::AcmeOrder,
+            Kind::ChallengeAck,
+            Kind::CertRequest,
+        ] {
+            for record in self.store.records_of(kind)? {
+                let Ok(body) = record.decode_body() else {
+                    continue;
+                };
+                match body {
+                    Body::Cert(cert) => {
+                        out.certs.insert(record.key, cert);
+                    }
+                    Body::AcmeAccount(account) => {
+                        out.accounts.insert(record.key, account);
+                    }
+                    Body::AcmeOrder(order) => {
+                        out.orders.insert(record.key, (order, record.hlc.millis));
+                    }
+                    Body::ChallengeAck(ack) if self.membership.is_member(&record.author) => {
+                        out.acks
+                            .entry(ack.name)
+                            .or_default()
+                            .insert(record.author, ack.digest);
+                    }
+                    Body::CertRequest(request) => {
+                        out.requests.insert(record.key, request);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.issuers = infos
+            .iter()
+            .filter(|(node, _)| self.membership.is_member(node))
+            .filter_map(|(node, info)| info.acme.clone().map(|dir| (*node, dir)))
+            .collect();
+        Ok(out)
     }
 }

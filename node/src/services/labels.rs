@@ -5,11 +5,12 @@
 //! |---|---|
 //! | `hearth.http.host` | publish this host name over HTTP |
 //! | `hearth.http.port` | the container port serving it (default 80) |
+//! | `hearth.http.tls` | `off`: plain HTTP only, no certificate (default `edge`: HTTPS at the edges) |
 //! | `hearth.tcp.port` | a raw TCP port on the edges |
 //! | `hearth.tcp.target` | the container port it leads to (default: the same number) |
 //! | `hearth.tcp.proxy_protocol` | `true`: send a PROXY v2 header first |
 
-use hearth_proto::route::{parse_host, parse_port, RouteSpec};
+use hearth_proto::route::{parse_host, parse_port, RouteSpec, RouteTls};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -17,6 +18,8 @@ use std::collections::HashMap;
 pub const HTTP_HOST: &str = "hearth.http.host";
 /// Label: container port for HTTP.
 pub const HTTP_PORT: &str = "hearth.http.port";
+/// Label: TLS mode of the HTTP route (`edge` or `off`).
+pub const HTTP_TLS: &str = "hearth.http.tls";
 /// Label: edge port of a TCP route.
 pub const TCP_PORT: &str = "hearth.tcp.port";
 /// Label: container port of a TCP route.
@@ -35,6 +38,9 @@ pub struct ContainerRoute {
     pub port: u16,
     /// Send a PROXY v2 header (TCP routes).
     pub proxy_protocol: bool,
+    /// HTTP routes: HTTPS at the edges or plain HTTP only.
+    #[serde(default)]
+    pub tls: RouteTls,
 }
 
 /// The routes `labels` ask for; label values that make no sense are reported, not guessed.
@@ -56,14 +62,24 @@ pub fn from_labels(
             },
         };
     if let Some(host) = labels.get(HTTP_HOST) {
+        let tls = match labels.get(HTTP_TLS).map(|v| v.parse::<RouteTls>()) {
+            None => Some(RouteTls::Edge),
+            Some(Ok(tls)) => Some(tls),
+            Some(Err(e)) => {
+                problems.push(format!("{container}: label {HTTP_TLS}: {e}"));
+                None
+            }
+        };
         match parse_host(host) {
             Ok(host) => {
-                if let Some(port) = port_of(HTTP_PORT, Some(80), &mut problems) {
+                if let (Some(port), Some(tls)) = (port_of(HTTP_PORT, Some(80), &mut problems), tls)
+                {
                     routes.push(ContainerRoute {
                         spec: RouteSpec::Http { host },
                         container: container.to_string(),
                         port,
                         proxy_protocol: false,
+                        tls,
                     });
                 }
             }
@@ -78,6 +94,7 @@ pub fn from_labels(
                     container: container.to_string(),
                     port,
                     proxy_protocol: labels.get(TCP_PROXY).is_some_and(|v| v == "true"),
+                    tls: RouteTls::Edge,
                 });
             }
         }
@@ -126,12 +143,14 @@ mod tests {
                     container: "gitea".into(),
                     port: 3000,
                     proxy_protocol: false,
+                    tls: RouteTls::Edge,
                 },
                 ContainerRoute {
                     spec: RouteSpec::Tcp { port: 2222 },
                     container: "gitea".into(),
                     port: 22,
                     proxy_protocol: false,
+                    tls: RouteTls::Edge,
                 },
             ]
         );
@@ -152,6 +171,19 @@ mod tests {
         assert!(problems[0].contains(HTTP_HOST) && problems[1].contains(TCP_PORT));
         let (routes, _) = from_labels("plain", &labels(&[("other", "x")]));
         assert!(routes.is_empty());
+        let (routes, _) = from_labels(
+            "http",
+            &labels(&[(HTTP_HOST, "a.example.com"), (HTTP_TLS, "off")]),
+        );
+        assert_eq!(routes[0].tls, RouteTls::Off);
+        let (routes, problems) = from_labels(
+            "http",
+            &labels(&[(HTTP_HOST, "a.example.com"), (HTTP_TLS, "maybe")]),
+        );
+        assert!(
+            routes.is_empty() && problems[0].contains(HTTP_TLS),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::measure::{wait_ok, Target};
 use super::nginx;
+use super::tls::Endpoint;
 use crate::lab::{Host, LabMesh};
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
@@ -15,6 +16,18 @@ pub fn target(vps: &Host) -> Target {
     Target {
         base: format!("http://{}", vps.addr),
         host_header: Some(ROUTE_HOST.into()),
+    }
+}
+
+/// Where a client reaches the route over HTTPS: the edge's HTTPS ingress (the lab's nodes
+/// listen on `0.0.0.0:443`), SNI and Host the route's name. The route is published with the
+/// default TLS mode (`edge`); without an ACME CA the edge answers with a self-signed
+/// certificate for the name.
+pub fn tls_endpoint(vps: &Host) -> Endpoint {
+    Endpoint {
+        name: ROUTE_HOST,
+        addr: vps.addr,
+        port: 443,
     }
 }
 

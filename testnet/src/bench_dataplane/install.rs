@@ -49,7 +49,7 @@ pub fn ensure() -> Result<Tools> {
     if !missing.is_empty() {
         println!("installing {}", missing.join(" "));
         run("apt-get", &["update", "-q"])?;
-        let mut args = vec!["install", "-y", "-q"];
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
         args.extend_from_slice(&missing);
         run("apt-get", &args)?;
         for service in SERVICES.iter().filter(|s| missing.contains(s)) {

@@ -44,12 +44,36 @@ pub struct Load {
 /// wrk's options: one thread, 32 connections, latency percentiles, 2 s request timeout.
 const WRK_ARGS: [&str; 6] = ["-t1", "-c32", "--latency", "--timeout", "2s", "-d"];
 
-/// Runs `wrk -t1 -c32 -d{secs}s --latency` against `file` of `target` from `client`.
-pub async fn wrk(client: &Host, target: &Target, file: &str, secs: u64) -> Result<Load> {
+/// How wrk uses its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conns {
+    /// Keep-alive: each connection carries request after request.
+    KeepAlive,
+    /// `Connection: close`: a new connection (over HTTPS, a new TLS handshake) per request.
+    Close,
+}
+
+/// The arguments of `wrk` for `file` of `target`, `secs` seconds, connections used as `conns`.
+pub fn wrk_args(target: &Target, file: &str, secs: u64, conns: Conns) -> Vec<String> {
     let mut args: Vec<String> = WRK_ARGS.iter().map(|s| s.to_string()).collect();
     args.push(format!("{secs}s"));
     args.extend(target.header_args());
+    if conns == Conns::Close {
+        args.extend(["-H".to_string(), "Connection: close".to_string()]);
+    }
     args.push(target.url(file));
+    args
+}
+
+/// Runs `wrk -t1 -c32 -d{secs}s --latency` against `file` of `target` from `client`.
+pub async fn wrk(
+    client: &Host,
+    target: &Target,
+    file: &str,
+    secs: u64,
+    conns: Conns,
+) -> Result<Load> {
+    let args = wrk_args(target, file, secs, conns);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = bounded(
         client.run(Path::new("wrk"), &args),
@@ -144,7 +168,75 @@ pub async fn wait_ok(from: &Host, target: &Target, file: &str, limit: Duration) 
     }
 }
 
-/// `curl -sS -o /dev/null --max-time SECS EXTRA URL` on `from`; its stdout.
+/// How long `count` full TLS handshakes of new HTTPS connections to `target` took from
+/// `client`, one after the other, in ms: curl's `time_appconnect - time_connect` of each
+/// transfer (HTTP/1.1 like wrk, `Connection: close`, `--no-sessionid` so none resumes). One
+/// curl process makes `count + 1` connections and the first is dropped: it also loads curl's
+/// CA store and starts OpenSSL, which every later one is spared. What is left includes curl's
+/// per-connection TLS setup, the same for every server.
+pub async fn handshakes_ms(
+    client: &Host,
+    target: &Target,
+    file: &str,
+    count: usize,
+) -> Result<Vec<f64>> {
+    let url = target.url(file);
+    let mut args: Vec<&str> = vec![
+        "-sS",
+        "-k",
+        "--no-sessionid",
+        "--http1.1",
+        "--max-time",
+        "5",
+        "-H",
+        "Connection: close",
+        "-w",
+        "%{http_code} %{time_connect} %{time_appconnect}\\n",
+    ];
+    for _ in 0..=count {
+        args.extend_from_slice(&["-o", "/dev/null", &url]);
+    }
+    let out = bounded(
+        client.run(Path::new("curl"), &args),
+        Duration::from_secs(5 * (count as u64 + 1) + 10),
+    )
+    .await?;
+    let mut times = parse_handshakes(&out).with_context(|| format!("curl's timings:\n{out}"))?;
+    if times.len() != count + 1 {
+        bail!(
+            "{} timings from {} transfers:\n{out}",
+            times.len(),
+            count + 1
+        );
+    }
+    Ok(times.split_off(1))
+}
+
+/// Reads `CODE CONNECT APPCONNECT` lines (seconds) as [`handshakes_ms`] has curl write them:
+/// each handshake in ms.
+pub fn parse_handshakes(out: &str) -> Result<Vec<f64>> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [code, connect, appconnect] = fields.as_slice() else {
+                bail!("want three fields in {line:?}");
+            };
+            if *code != "200" {
+                bail!("answered {code}");
+            }
+            let (connect, appconnect): (f64, f64) = (connect.parse()?, appconnect.parse()?);
+            if appconnect <= 0.0 || appconnect < connect {
+                bail!("no TLS handshake timed in {line:?}");
+            }
+            Ok((appconnect - connect) * 1000.0)
+        })
+        .collect()
+}
+
+/// `curl -sS -o /dev/null --max-time SECS EXTRA URL` on `from`; its stdout. HTTPS is not
+/// verified (`-k`): the edges answer with self-signed certificates without a CA, and the
+/// seed stack with Caddy's internal CA.
 async fn curl(
     from: &Host,
     target: &Target,
@@ -155,6 +247,9 @@ async fn curl(
     let max = max_secs.to_string();
     let url = target.url(file);
     let mut args = vec!["-sS", "-o", "/dev/null", "--max-time", &max];
+    if url.starts_with("https://") {
+        args.push("-k");
+    }
     args.extend_from_slice(extra);
     let headers = target.header_args();
     args.extend(headers.iter().map(String::as_str));
@@ -243,6 +338,39 @@ mod tests {
         assert!((load.p50_ms - 0.812).abs() < 1e-9);
         assert_eq!(load.p99_ms, 2.31);
         assert_eq!(load.errors, 7);
+    }
+
+    #[test]
+    fn close_mode_asks_for_a_new_connection_per_request() {
+        let target = Target {
+            base: "https://bench.hearth.test:8443".into(),
+            host_header: None,
+        };
+        let keep = wrk_args(&target, "/1k", 10, Conns::KeepAlive);
+        assert_eq!(
+            keep.join(" "),
+            "-t1 -c32 --latency --timeout 2s -d 10s https://bench.hearth.test:8443/1k"
+        );
+        let close = wrk_args(&target, "/1k", 10, Conns::Close);
+        assert_eq!(
+            close[close.len() - 3..],
+            [
+                "-H",
+                "Connection: close",
+                "https://bench.hearth.test:8443/1k"
+            ]
+        );
+    }
+
+    #[test]
+    fn handshake_times_are_read() {
+        let ms = parse_handshakes("200 0.000412 0.002112\n200 0.000300 0.001300\n").unwrap();
+        assert_eq!(ms.len(), 2);
+        assert!((ms[0] - 1.7).abs() < 1e-9, "{ms:?}");
+        assert!((ms[1] - 1.0).abs() < 1e-9, "{ms:?}");
+        assert!(parse_handshakes("200 0.0004 0.002\n404 0.0004 0.002").is_err());
+        assert!(parse_handshakes("200 0.000412 0.000000").is_err());
+        assert!(parse_handshakes("200 0.1").is_err());
     }
 
     #[test]

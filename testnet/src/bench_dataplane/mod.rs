@@ -1,7 +1,8 @@
 //! `hearth-testnet bench dataplane`: one namespace lab, one nginx on the home host, and side
 //! by side, from the same client host: direct (a DNAT port forward on the home router), Hearth
 //! (edge HTTP ingress → quinn tunnel → home node), the seed stack (Caddy on the VPS through a
-//! wireguard-go tunnel) and rathole (TCP and noise transports). Writes its section of
+//! wireguard-go tunnel) and rathole (TCP and noise transports); and over HTTPS, Hearth's edge
+//! (:443) and the seed stack's Caddy with `tls internal`. Writes its section of
 //! docs/benchmarks.md.
 //!
 //! Everything runs inside the lab's namespaces on 198.18.0.0/15 and loopback; every load is
@@ -17,13 +18,14 @@ mod rathole;
 mod report;
 mod rounds;
 mod seed;
+mod tls;
 
 use crate::lab::{HostKind, Lab, LabMesh};
 use crate::procs::Binaries;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use daemon::Daemon;
 use measure::{rss_by_host, wait_ok, Target};
-use report::{Column, Rss};
+use report::{Column, Rss, TlsColumn};
 use std::path::Path;
 use std::time::Duration;
 
@@ -54,6 +56,9 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
     let mesh = LabMesh::start_on(lab, &bins, &["vps", "home"]).await?;
     let host = |name: &str| mesh.lab.host(name).cloned();
     let (vps, home, client) = (host("vps")?, host("home")?, host("client")?);
+    // The published name resolves to the VPS on the client host (wrk takes SNI from the URL);
+    // removed when this returns, fails or is interrupted.
+    let _hosts = tls::NetnsHosts::write(&client.ns, &[(hearth::ROUTE_HOST, vps.addr)])?;
     let backend = nginx::start(&home, dir.path()).await?;
 
     let forwarded = mesh.lab.forward_port("home", nginx::PORT)?;
@@ -88,6 +93,38 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
         dir.path(),
     )
     .await?;
+
+    // HTTPS: Hearth's only if its HTTP path is up; either may fail without stopping the run.
+    let tls_endpoints = [hearth::tls_endpoint(&vps), seed::tls_endpoint(&vps)];
+    let hearth_tls_ready = match &hearth_ready {
+        Ok(()) => wait_ok(
+            &client,
+            &tls_endpoints[0].target(),
+            nginx::SMALL,
+            Duration::from_secs(20),
+        )
+        .await
+        .context("HTTPS through the edge"),
+        Err(e) => Err(anyhow!("the Hearth path is not up: {e:#}")),
+    };
+    let seed_tls_ready = wait_ok(
+        &client,
+        &tls_endpoints[1].target(),
+        nginx::SMALL,
+        Duration::from_secs(20),
+    )
+    .await
+    .context("Caddy's HTTPS");
+    let mut sessions = Vec::new();
+    for (endpoint, ready) in tls_endpoints
+        .iter()
+        .zip([&hearth_tls_ready, &seed_tls_ready])
+    {
+        sessions.push(match ready {
+            Ok(()) => tls::session(&client, endpoint, dir.path()).await,
+            Err(_) => Err(anyhow!("not up")),
+        });
+    }
 
     let hearth_pids = |mesh: &LabMesh| -> Result<Vec<(String, u32)>> {
         mesh.nodes
@@ -125,6 +162,34 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
         ),
     ];
     let groups: Vec<Vec<(String, u32)>> = paths[1..].iter().map(|(_, _, p)| p.clone()).collect();
+    // The same stacks over HTTPS: name, endpoint, the index of the plain-HTTP path, readiness.
+    let tls_paths = [
+        (
+            "Hearth HTTPS (edge :443 → quinn tunnel)",
+            1,
+            hearth_tls_ready,
+        ),
+        (
+            "Caddy + wireguard-go, HTTPS (seed, :8443)",
+            2,
+            seed_tls_ready,
+        ),
+    ];
+    let tls_names: Vec<(&'static str, usize)> = tls_paths
+        .iter()
+        .map(|(name, http, _)| (*name, *http))
+        .collect();
+    let tls_to_measure = tls_paths
+        .into_iter()
+        .zip(&tls_endpoints)
+        .map(|((_, http, ready), endpoint)| {
+            let path = rounds::Path {
+                target: endpoint.target(),
+                pids: groups[http - 1].clone(),
+            };
+            (path, ready)
+        })
+        .collect();
     let before: Vec<Rss> = groups.iter().map(|p| rss_by_host(p)).collect();
     // Only the Hearth path may have failed to come up; the others fail the run.
     let ready = [Ok(()), hearth_ready, Ok(()), Ok(()), Ok(())];
@@ -134,10 +199,17 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
         .zip(ready)
         .map(|((_, target, pids), ready)| (rounds::Path { target, pids }, ready))
         .collect();
+    let (http_results, tls_results) =
+        rounds::measure_all(&client, to_measure, tls_to_measure).await;
     let mut columns: Vec<Column> = names
         .into_iter()
-        .zip(rounds::measure_all(&client, to_measure).await)
+        .zip(http_results)
         .map(|(name, result)| Column::new(name, result))
+        .collect();
+    let tls_columns: Vec<TlsColumn> = tls_names
+        .into_iter()
+        .zip(tls_results.into_iter().zip(sessions))
+        .map(|((name, http), (result, session))| TlsColumn::new(name, result, session, http))
         .collect();
     // Let connections close and buffers drain before reading idle memory again.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -148,9 +220,9 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
     hearth::report_log_warnings(&mesh);
     drop((rat_noise, rat_tcp, seed, backend));
 
-    let body = report::render(&columns, versions, &load);
+    let body = report::render(&columns, &tls_columns, versions, &load);
     crate::bench::write_section(out, "dataplane", &body)?;
-    println!("{}", report::console(&columns));
+    println!("{}", report::console(&columns, &tls_columns));
     println!("wrote {}", out.display());
     Ok(())
 }

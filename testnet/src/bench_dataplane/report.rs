@@ -1,7 +1,8 @@
 //! The table and the verdict on the targets, as markdown for docs/benchmarks.md.
 
 use super::measure::Load;
-use super::rounds::{ROUNDS, WRK_SECS};
+use super::rounds::{HANDSHAKES, ROUNDS, WRK_SECS};
+use super::tls::Session;
 use std::fmt::Write as _;
 
 /// Idle resident memory of one path's processes, summed per host (MB), or why it is unknown.
@@ -46,6 +47,57 @@ impl Column {
     }
 }
 
+/// What one HTTPS path measured.
+#[derive(Debug, Clone)]
+pub struct TlsMeasured {
+    /// wrk on the 1 KiB file, keep-alive.
+    pub keep_alive: Load,
+    /// Lowest and highest keep-alive requests/s of the rounds.
+    pub keep_alive_range: (f64, f64),
+    /// wrk on the 1 KiB file with `Connection: close`: requests/s is handshakes/s.
+    pub close: Load,
+    /// Lowest and highest `Connection: close` requests/s of the rounds.
+    pub close_range: (f64, f64),
+    /// Median time of one full TLS handshake on an idle path (curl), ms.
+    pub handshake_ms: f64,
+    /// CPU time of the path's own processes per keep-alive request, µs, per host.
+    pub cpu_us_per_request: Vec<(String, f64)>,
+    /// CPU time of the same processes per `Connection: close` request (one handshake each),
+    /// µs, per host.
+    pub cpu_us_per_handshake: Vec<(String, f64)>,
+}
+
+/// One HTTPS path: its name, what it measured, the TLS it negotiates, and which HTTP column
+/// is the same stack without TLS.
+#[derive(Debug)]
+pub struct TlsColumn {
+    /// Column heading.
+    pub name: &'static str,
+    /// The measurements, or the error that stopped them.
+    pub result: Result<TlsMeasured, String>,
+    /// Version, cipher and resumption as OpenSSL's client sees them, or why unknown.
+    pub session: Result<Session, String>,
+    /// Index of the same stack's plain-HTTP column.
+    pub http: usize,
+}
+
+impl TlsColumn {
+    /// A column from a measurement.
+    pub fn new(
+        name: &'static str,
+        result: anyhow::Result<TlsMeasured>,
+        session: anyhow::Result<Session>,
+        http: usize,
+    ) -> Self {
+        Self {
+            name,
+            result: result.map_err(|e| format!("{e:#}")),
+            session: session.map_err(|e| format!("{e:#}")),
+            http,
+        }
+    }
+}
+
 /// Column positions: direct first, then Hearth, the seed stack and rathole over TCP.
 const DIRECT: usize = 0;
 const HEARTH: usize = 1;
@@ -58,6 +110,15 @@ const MIN_RPS_VS_SEED: f64 = 3.0;
 const MAX_P99_MS: f64 = 5.0;
 const MIN_DOWNLOAD_VS_SEED: f64 = 10.0;
 const MAX_RSS_MB: f64 = 30.0;
+
+/// HTTPS column positions: Hearth, then the seed stack.
+pub const TLS_HEARTH: usize = 0;
+pub const TLS_SEED: usize = 1;
+
+/// Targets for Hearth's HTTPS path.
+const MIN_TLS_RPS_VS_SEED: f64 = 2.5;
+const MIN_HANDSHAKES_VS_SEED: f64 = 1.0;
+const MAX_TLS_P99_MS: f64 = 5.0;
 
 fn thousands(n: f64) -> String {
     let digits = format!("{:.0}", n.max(0.0));
@@ -300,8 +361,273 @@ pub fn targets(columns: &[Column]) -> String {
     lines.join("\n")
 }
 
+/// A row of the HTTPS table: each column's value, and for the others their ratio to the seed
+/// stack's.
+fn tls_row(
+    tls: &[TlsColumn],
+    label: &str,
+    value: impl Fn(&TlsMeasured) -> f64,
+    show: impl Fn(f64) -> String,
+) -> String {
+    let seed = tls
+        .get(TLS_SEED)
+        .and_then(|c| c.result.as_ref().ok())
+        .map(&value);
+    let mut line = format!("| {label} |");
+    for (i, column) in tls.iter().enumerate() {
+        let cell = match &column.result {
+            Ok(m) => {
+                let v = value(m);
+                match seed {
+                    Some(s) if i != TLS_SEED && s > 0.0 => {
+                        format!("{} ({:.2}× seed)", show(v), v / s)
+                    }
+                    _ => show(v),
+                }
+            }
+            Err(_) => "failed".into(),
+        };
+        let _ = write!(line, " {cell} |");
+    }
+    line
+}
+
+/// A row with one cell per HTTPS column made by `cell` (`—` where it has nothing).
+fn tls_cells(
+    tls: &[TlsColumn],
+    label: &str,
+    cell: impl Fn(&TlsColumn) -> Option<String>,
+) -> String {
+    let mut line = format!("| {label} |");
+    for column in tls {
+        let _ = write!(line, " {} |", cell(column).unwrap_or_else(|| "—".into()));
+    }
+    line
+}
+
+/// CPU per host as `total unit (host v, host v)`.
+fn cpu_cell(hosts: &[(String, f64)], unit: &str) -> Option<String> {
+    if hosts.is_empty() {
+        return None;
+    }
+    let total: f64 = hosts.iter().map(|(_, v)| v).sum();
+    let split: Vec<String> = hosts.iter().map(|(h, v)| format!("{h} {v:.0}")).collect();
+    Some(format!("{total:.0} {unit} ({})", split.join(", ")))
+}
+
+/// The markdown table of the HTTPS paths; `http` are the plain-HTTP columns, for the cost of
+/// TLS on each stack.
+pub fn tls_table(tls: &[TlsColumn], http: &[Column]) -> String {
+    let mut out = String::from("| |");
+    for column in tls {
+        let _ = write!(out, " {} |", column.name);
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(tls.len()));
+    out.push('\n');
+    let ms = |v: f64| format!("{v:.2} ms");
+    let range = |r: (f64, f64)| format!("{}–{}", thousands(r.0), thousands(r.1));
+    let rows = [
+        tls_row(
+            tls,
+            "requests/s, 1 KiB, keep-alive",
+            |m| m.keep_alive.rps,
+            thousands,
+        ),
+        tls_cells(tls, "keep-alive requests/s, lowest–highest round", |c| {
+            c.result.as_ref().ok().map(|m| range(m.keep_alive_range))
+        }),
+        tls_cells(
+            tls,
+            "keep-alive requests/s against the same path over HTTP",
+            |c| {
+                let tls = c.result.as_ref().ok()?.keep_alive.rps;
+                let plain = http.get(c.http)?.result.as_ref().ok()?.load.rps;
+                (plain > 0.0).then(|| format!("{:.2}×", tls / plain))
+            },
+        ),
+        tls_row(tls, "keep-alive latency p50", |m| m.keep_alive.p50_ms, ms),
+        tls_row(tls, "keep-alive latency p99", |m| m.keep_alive.p99_ms, ms),
+        tls_row(
+            tls,
+            "handshakes/s (`Connection: close`)",
+            |m| m.close.rps,
+            thousands,
+        ),
+        tls_cells(tls, "handshakes/s, lowest–highest round", |c| {
+            c.result.as_ref().ok().map(|m| range(m.close_range))
+        }),
+        tls_row(
+            tls,
+            "new-connection latency p50 (after the handshake)",
+            |m| m.close.p50_ms,
+            ms,
+        ),
+        tls_row(
+            tls,
+            "new-connection latency p99 (after the handshake)",
+            |m| m.close.p99_ms,
+            ms,
+        ),
+        tls_row(
+            tls,
+            "full handshake, idle (curl, median)",
+            |m| m.handshake_ms,
+            ms,
+        ),
+        tls_cells(tls, "CPU per keep-alive request", |c| {
+            cpu_cell(&c.result.as_ref().ok()?.cpu_us_per_request, "µs")
+        }),
+        tls_cells(
+            tls,
+            "CPU per handshake (`Connection: close` request)",
+            |c| cpu_cell(&c.result.as_ref().ok()?.cpu_us_per_handshake, "µs"),
+        ),
+        tls_cells(tls, "TLS with OpenSSL's defaults (`s_client`)", |c| {
+            Some(match &c.session {
+                Ok(s) => format!(
+                    "{}, {}, resumes sessions: {}",
+                    s.version,
+                    s.cipher,
+                    if s.reused { "yes" } else { "no" }
+                ),
+                Err(e) => format!("unknown ({})", e.lines().next().unwrap_or_default()),
+            })
+        }),
+        tls_cells(tls, "failed requests (wrk, both modes)", |c| {
+            let m = c.result.as_ref().ok()?;
+            Some((m.keep_alive.errors + m.close.errors).to_string())
+        }),
+    ];
+    for r in rows {
+        out.push_str(&r);
+        out.push('\n');
+    }
+    out
+}
+
+/// A ratio verdict followed by the two figures it compares.
+fn ratio_verdict(what: &str, ours: f64, theirs: f64, goal: f64, unit: &str) -> String {
+    let line = verdict(what, ours / theirs, goal, true, "×");
+    format!(
+        "{}: {} against {} {unit}.",
+        line.trim_end_matches('.'),
+        thousands(ours),
+        thousands(theirs)
+    )
+}
+
+/// The verdict on every HTTPS target, one line each.
+pub fn tls_targets(tls: &[TlsColumn]) -> String {
+    let hearth = match tls.get(TLS_HEARTH).map(|c| &c.result) {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            return format!(
+                "No HTTPS target met: Hearth's HTTPS path was not measured ({}).",
+                e.lines().next().unwrap_or_default()
+            )
+        }
+        None => return "No HTTPS target met: Hearth's HTTPS path was not measured.".into(),
+    };
+    let seed = tls.get(TLS_SEED).and_then(|c| c.result.as_ref().ok());
+    let na = |what: &str| format!("- {what}: not measured (the seed stack's HTTPS failed).");
+    let mut lines = Vec::new();
+    let what =
+        format!("HTTPS keep-alive requests/s at least {MIN_TLS_RPS_VS_SEED}× the seed stack's");
+    lines.push(match seed {
+        Some(s) => ratio_verdict(
+            &what,
+            hearth.keep_alive.rps,
+            s.keep_alive.rps,
+            MIN_TLS_RPS_VS_SEED,
+            "requests/s",
+        ),
+        None => na(&what),
+    });
+    let what = "HTTPS handshakes/s at least the seed stack's".to_string();
+    lines.push(match seed {
+        Some(s) => ratio_verdict(
+            &what,
+            hearth.close.rps,
+            s.close.rps,
+            MIN_HANDSHAKES_VS_SEED,
+            "handshakes/s",
+        ),
+        None => na(&what),
+    });
+    let mut p99 = verdict(
+        &format!("HTTPS keep-alive p99 at most {MAX_TLS_P99_MS} ms"),
+        hearth.keep_alive.p99_ms,
+        MAX_TLS_P99_MS,
+        false,
+        " ms",
+    );
+    if let Some(s) = seed {
+        p99 = format!(
+            "{}; the seed stack's {:.2} ms ({:.2}×).",
+            p99.trim_end_matches('.'),
+            s.keep_alive.p99_ms,
+            hearth.keep_alive.p99_ms / s.keep_alive.p99_ms
+        );
+    }
+    lines.push(p99);
+    lines.join("\n")
+}
+
+/// The HTTPS part of the section.
+fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
+    let mut failures = String::new();
+    for column in tls {
+        if let Err(e) = &column.result {
+            let _ = writeln!(
+                failures,
+                "- {} failed: {}",
+                column.name,
+                e.replace('\n', " ")
+            );
+        }
+    }
+    if !failures.is_empty() {
+        failures.insert(0, '\n');
+    }
+    format!(
+        "### HTTPS\n\n\
+         The same lab and run, two more paths to the same nginx and 1 KiB file, measured in the \
+         same rounds (each round runs every HTTP path above, then every HTTPS path):\n\n\
+         - **Hearth HTTPS**: the VPS node's HTTPS ingress (:443), TLS by rustls, then the same \
+           quinn tunnel. No ACME CA is configured in the lab, so the edge answers with its \
+           self-signed stand-in certificate for the published name (ECDSA P-256).\n\
+         - **Caddy + wireguard-go, HTTPS** (seed): the same Caddy process on :8443, a site for \
+           the same name with `tls internal` (Caddy's own CA, ECDSA P-256 leaf; global \
+           `admin off`, `auto_https disable_redirects`, `skip_install_trust`), then the same \
+           wireguard-go tunnel.\n\n\
+         The client host resolves the published name to the VPS through \
+         `/etc/netns/<client>/hosts` (which `ip netns exec` mounts over `/etc/hosts`), so wrk \
+         sends it as SNI and Host; wrk checks no certificate and offers no ALPN, so both speak \
+         HTTP/1.1 over TLS. Each path gets a 2 s keep-alive warm-up; per round, `wrk -t1 -c32 \
+         -d{WRK_SECS}s --latency` keep-alive, the same with `-H \"Connection: close\"` (a new \
+         TCP connection and TLS handshake per request: handshakes/s is its requests/s), then \
+         {HANDSHAKES} new connections one after the other from one `curl --no-sessionid` \
+         (full handshakes, none resumed), each timed from TCP connected to TLS done, on the \
+         otherwise idle path (curl's first connection, which also loads its CA store, is not \
+         counted; curl's own per-connection TLS setup is, alike for both). Medians over the {ROUNDS} rounds; CPU as above. Ratios are to the \
+         seed stack's HTTPS.\n\n\
+         Two things about wrk to read the new-connection rows by: it keeps a connection's TLS \
+         session when it reconnects (`SSL_shutdown`, `SSL_clear`, then the next `SSL_connect` \
+         offers that session), so against a server that resumes sessions (the TLS row) its \
+         handshakes are TLS 1.3 resumptions (PSK with a fresh ECDHE, no certificate \
+         signature); and it starts a request's clock only once the handshake is done, so its \
+         new-connection latencies leave the handshake out. The curl row times full \
+         handshakes.\n\n\
+         {}{failures}\n\
+         Targets for Hearth's HTTPS:\n\n{}",
+        tls_table(tls, http),
+        tls_targets(tls),
+    )
+}
+
 /// The section of docs/benchmarks.md.
-pub fn render(columns: &[Column], versions: &str, load: &str) -> String {
+pub fn render(columns: &[Column], tls: &[TlsColumn], versions: &str, load: &str) -> String {
     let mut failures = String::new();
     for column in columns {
         if let Err(e) = &column.result {
@@ -336,7 +662,7 @@ pub fn render(columns: &[Column], versions: &str, load: &str) -> String {
          - **Hearth**: the client to the VPS node's HTTP ingress (:80, Host header), through \
            the quinn tunnel the home node keeps to it, to nginx (route target 127.0.0.1).\n\
          - **Caddy + wireguard-go** (the seed stack, what Hearth replaces): Caddy on the VPS \
-           (`admin off`, `auto_https off`, `reverse_proxy`) through a wireguard-go tunnel that \
+           (`admin off`, plain-HTTP site, `reverse_proxy`) through a wireguard-go tunnel that \
            the home dials out with persistent keepalive, to nginx on the home's overlay address.\n\
          - **rathole**: server on the VPS, client on the home host dialling out, one service to \
            nginx on 127.0.0.1; plain TCP transport and noise transport.\n\n\
@@ -354,16 +680,24 @@ pub fn render(columns: &[Column], versions: &str, load: &str) -> String {
          shows as noise (1-minute load average before the run: {load}).\n\n\
          {}{failures}\n\
          Targets for Hearth:\n\n{}{scale}\n\n\
+         {}\n\n\
          Versions: {versions}, Hearth release build.\n\n\
          Command (root): `cargo build --release --workspace --bins && target/release/hearth-testnet bench dataplane`\n",
         table(columns),
         targets(columns),
+        tls_section(tls, columns),
     )
 }
 
 /// A short summary for the terminal.
-pub fn console(columns: &[Column]) -> String {
-    format!("{}\n{}", table(columns), targets(columns))
+pub fn console(columns: &[Column], tls: &[TlsColumn]) -> String {
+    format!(
+        "{}\n{}\n\n{}\n{}",
+        table(columns),
+        targets(columns),
+        tls_table(tls, columns),
+        tls_targets(tls)
+    )
 }
 
 #[cfg(test)]
@@ -409,6 +743,116 @@ mod tests {
         let table = table(&columns);
         assert!(table.contains("| 8,000 (0.80×) |"), "{table}");
         assert!(table.contains("50 µs (vps 30, home 20)"), "{table}");
+    }
+
+    fn tls_column(name: &'static str, rps: f64, handshakes: f64, p99_ms: f64) -> TlsColumn {
+        let load = |rps: f64| Load {
+            rps,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            errors: 1,
+        };
+        TlsColumn::new(
+            name,
+            Ok(TlsMeasured {
+                keep_alive: load(rps),
+                keep_alive_range: (rps - 100.0, rps + 100.0),
+                close: load(handshakes),
+                close_range: (handshakes, handshakes),
+                handshake_ms: 1.5,
+                cpu_us_per_request: vec![("vps".into(), 40.0), ("home".into(), 20.0)],
+                cpu_us_per_handshake: vec![("vps".into(), 300.0)],
+            }),
+            Ok(Session {
+                version: "TLSv1.3".into(),
+                cipher: "TLS_AES_256_GCM_SHA384".into(),
+                reused: true,
+            }),
+            if name == "seed" { SEED } else { HEARTH },
+        )
+    }
+
+    #[test]
+    fn https_targets_compare_with_the_seed_stack() {
+        let http = vec![
+            column("direct", 10_000.0, 1.0, 1000.0),
+            column("hearth", 8_000.0, 2.0, 500.0),
+            column("seed", 2_000.0, 9.0, 100.0),
+        ];
+        let tls = vec![
+            tls_column("hearth", 6_000.0, 1_500.0, 6.0),
+            tls_column("seed", 2_000.0, 2_000.0, 12.0),
+        ];
+        let text = tls_targets(&tls);
+        assert!(
+            text.contains(
+                "2.5× the seed stack's: **met**, 3.00× (goal 2.5×): 6,000 against 2,000 requests/s."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "handshakes/s at least the seed stack's: **missed**, 0.75× (goal 1×, 25 % off): \
+                 1,500 against 2,000 handshakes/s."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "p99 at most 5 ms: **missed**, 6.00 ms (goal 5 ms, 20 % off); the seed stack's 12.00 ms (0.50×)."
+            ),
+            "{text}"
+        );
+        let table = tls_table(&tls, &http);
+        assert!(table.contains("| 6,000 (3.00× seed) | 2,000 |"), "{table}");
+        assert!(table.contains("| 5,900–6,100 | 1,900–2,100 |"), "{table}");
+        // HTTPS against the same stack's HTTP: 6,000 / 8,000 and 2,000 / 2,000.
+        assert!(table.contains("| 0.75× | 1.00× |"), "{table}");
+        assert!(table.contains("| 60 µs (vps 40, home 20) |"), "{table}");
+        assert!(table.contains("TLS_AES_256_GCM_SHA384, resumes sessions: yes"));
+        assert!(table.contains("| failed requests (wrk, both modes) | 2 | 2 |"));
+        let section = render(&http, &tls, "wrk 4.1.0", "0.50");
+        assert!(section.contains("### HTTPS"), "{section}");
+        assert!(section.contains("Targets for Hearth's HTTPS:"), "{section}");
+    }
+
+    #[test]
+    fn a_failed_https_path_is_reported() {
+        let tls = vec![
+            TlsColumn::new(
+                "hearth",
+                Err(anyhow::anyhow!("unrecognized name\nmore")),
+                Err(anyhow::anyhow!("no handshake")),
+                HEARTH,
+            ),
+            tls_column("seed", 2_000.0, 2_000.0, 12.0),
+        ];
+        assert!(tls_targets(&tls).contains("not measured (unrecognized name)"));
+        let table = tls_table(&tls, &[]);
+        assert!(table.contains("| failed | 2,000 |"), "{table}");
+        assert!(table.contains("| unknown (no handshake) |"), "{table}");
+        let tls = vec![
+            tls_column("hearth", 6_000.0, 1_500.0, 4.0),
+            TlsColumn::new(
+                "seed",
+                Err(anyhow::anyhow!("caddy")),
+                Ok(Session {
+                    version: "TLSv1.3".into(),
+                    cipher: "x".into(),
+                    reused: false,
+                }),
+                SEED,
+            ),
+        ];
+        let text = tls_targets(&tls);
+        assert!(
+            text.contains("not measured (the seed stack's HTTPS failed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("p99 at most 5 ms: **met**, 4.00 ms (goal 5 ms)."),
+            "{text}"
+        );
     }
 
     #[test]

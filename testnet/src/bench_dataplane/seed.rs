@@ -1,10 +1,12 @@
 //! The seed stack: Caddy on the VPS reverse-proxying through a wireguard-go tunnel that the
-//! home dials out (persistent keepalive), to nginx on the home host.
+//! home dials out (persistent keepalive), to nginx on the home host; plain HTTP on one port
+//! and, from the same Caddy, HTTPS with its internal CA (`tls internal`) on another.
 
 use super::daemon::{wait_for_file, Daemon};
 use super::install::which;
 use super::measure::{wait_ok, Target};
 use super::nginx;
+use super::tls::Endpoint;
 use crate::lab::Host;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use tokio::io::AsyncWriteExt;
 
 /// Caddy's port on the VPS.
 pub const CADDY_PORT: u16 = 8080;
+/// Caddy's HTTPS port on the VPS (its site for the published name, `tls internal`).
+pub const CADDY_TLS_PORT: u16 = 8443;
 /// WireGuard's UDP port on the VPS.
 const WG_PORT: u16 = 51820;
 /// Overlay addresses: the VPS end and the home end.
@@ -180,13 +184,33 @@ pub fn target(vps: &Host) -> Target {
     }
 }
 
+/// Where a client reaches the seed stack over HTTPS: Caddy's TLS site for the name the
+/// Hearth route is published under, so both HTTPS paths serve the same name.
+pub fn tls_endpoint(vps: &Host) -> Endpoint {
+    Endpoint {
+        name: super::hearth::ROUTE_HOST,
+        addr: vps.addr,
+        port: CADDY_TLS_PORT,
+    }
+}
+
+/// The Caddyfile: no admin endpoint; automatic HTTPS only for the `tls internal` site (its
+/// own CA, so no ACME and no internet), without the `:80` redirect listener (Hearth holds
+/// `:80` on the VPS) and without installing its root into the system's trust stores.
+fn caddyfile() -> String {
+    let upstream = format!("{WG_HOME}:{}", nginx::PORT);
+    let name = super::hearth::ROUTE_HOST;
+    format!(
+        "{{\n\tadmin off\n\tauto_https disable_redirects\n\tskip_install_trust\n}}\n\n\
+         http://:{CADDY_PORT} {{\n\treverse_proxy {upstream}\n}}\n\n\
+         https://{name}:{CADDY_TLS_PORT} {{\n\ttls internal\n\treverse_proxy {upstream}\n}}\n"
+    )
+}
+
 async fn start_caddy(vps: &Host, dir: &Path) -> Result<Daemon> {
     let home = dir.join("caddy-home");
     std::fs::create_dir_all(&home)?;
-    let conf = format!(
-        "{{\n\tadmin off\n\tauto_https off\n}}\n\n:{CADDY_PORT} {{\n\treverse_proxy {WG_HOME}:{}\n}}\n",
-        nginx::PORT
-    );
+    let conf = caddyfile();
     let conf_path = dir.join("Caddyfile");
     std::fs::write(&conf_path, conf)?;
     let conf_arg = conf_path.to_string_lossy().into_owned();
@@ -203,4 +227,23 @@ async fn start_caddy(vps: &Host, dir: &Path) -> Result<Daemon> {
         ],
         dir.join("caddy.log"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caddy_never_asks_the_internet() {
+        let conf = caddyfile();
+        assert!(conf.contains("\tadmin off\n"), "{conf}");
+        assert!(conf.contains("\tauto_https disable_redirects\n"), "{conf}");
+        assert!(conf.contains("\tskip_install_trust\n"), "{conf}");
+        assert!(conf.contains("http://:8080 {"), "{conf}");
+        assert!(
+            conf.contains("https://bench.hearth.test:8443 {\n\ttls internal\n"),
+            "{conf}"
+        );
+        assert_eq!(conf.matches("reverse_proxy 198.19.200.2:8000").count(), 2);
+    }
 }

@@ -15,7 +15,9 @@ mod exec;
 mod faults;
 mod forward;
 mod guard;
+mod https_site;
 mod mesh;
+mod pebble;
 mod site;
 mod topology;
 
@@ -24,6 +26,8 @@ pub(crate) use cmd::run;
 pub use cmd::{available, LabUnavailable};
 pub use exec::Server;
 pub use guard::labs_can_run;
+pub use https_site::HttpsSite;
 pub use mesh::{LabMesh, LAB_CONVERGE};
+pub use pebble::Pebble;
 pub use site::{EdgeSite, SITE, SITE_ZONE};
 pub use topology::{Host, HostKind, Lab, LabBuilder};

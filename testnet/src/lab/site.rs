@@ -16,7 +16,18 @@ pub const SITE_ZONE: &str = "hearth.test";
 /// The published host, inside [`SITE_ZONE`].
 pub const SITE: &str = "app.hearth.test";
 /// Where the site's backend listens on the home host.
-const BACKEND: &str = "127.0.0.1:8080";
+pub(super) const BACKEND: &str = "127.0.0.1:8080";
+
+/// Starts the sites' backend (`probe http-backend`) on the mesh's `home` host at [`BACKEND`].
+pub(super) async fn home_backend(mesh: &LabMesh, bins: &Binaries) -> Result<Server> {
+    mesh.lab
+        .host("home")?
+        .serve(
+            &bins.testnet,
+            &["probe", "http-backend", BACKEND, "--name", "home"],
+        )
+        .await
+}
 
 /// Hosts `pub1` and `pub2` (public, `edge = "auto"`), `home` (behind NAT, serving [`SITE`])
 /// and `client`, plus public hosts that may join later.
@@ -47,14 +58,7 @@ impl EdgeSite {
             &[("HEARTH_DNS_ZONE", SITE_ZONE)],
         )
         .await?;
-        let backend = mesh
-            .lab
-            .host("home")?
-            .serve(
-                &bins.testnet,
-                &["probe", "http-backend", BACKEND, "--name", "home"],
-            )
-            .await?;
+        let backend = home_backend(&mesh, bins).await?;
         mesh.node("home")?.publish(SITE, BACKEND, None).await?;
         Ok(Self {
             mesh,

@@ -1,10 +1,12 @@
 //! Client probes a lab test runs on the client host, as a visitor of a published service:
-//! HTTP requests and large bodies ([`http`]), WebSocket echo ([`ws`]), slow and raw TCP
+//! HTTP requests and large bodies ([`http`]), HTTPS and WebSocket over TLS ([`https`]),
+//! WebSocket echo ([`ws`]), slow and raw TCP
 //! clients ([`raw`]), a non-member trying the edge's tunnel ([`intrude`]), and steady load
 //! across several edges that measures failover ([`failover`]).
 
 pub mod failover;
 pub mod http;
+pub mod https;
 pub mod intrude;
 pub mod raw;
 pub mod ws;

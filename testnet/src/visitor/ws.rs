@@ -27,18 +27,15 @@ pub async fn echo(url: &str, host: &str, count: u64, limit: Duration) -> Result<
     Ok(())
 }
 
-async fn exchange(url: &str, host: &str, count: u64) -> Result<()> {
-    let (addr, path) = target(url)?;
-    let stream = TcpStream::connect(&addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    let mut request = format!("ws://{addr}{path}").into_client_request()?;
-    request
-        .headers_mut()
-        .insert(HOST, HeaderValue::from_str(host)?);
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .context("WebSocket handshake")?;
+/// Sends `count` messages (text and binary, alternating, up to 4 KiB) on `ws`, one at a time,
+/// each checked against its echo.
+pub async fn echo_messages<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    count: u64,
+) -> Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     for i in 0..count {
         let message = if i % 2 == 0 {
             Message::Text(format!("message {i}"))
@@ -55,6 +52,22 @@ async fn exchange(url: &str, host: &str, count: u64) -> Result<()> {
             None => bail!("the connection closed after {i} echoes"),
         }
     }
+    Ok(())
+}
+
+async fn exchange(url: &str, host: &str, count: u64) -> Result<()> {
+    let (addr, path) = target(url)?;
+    let stream = TcpStream::connect(&addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    request
+        .headers_mut()
+        .insert(HOST, HeaderValue::from_str(host)?);
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .context("WebSocket handshake")?;
+    echo_messages(&mut ws, count).await?;
     ws.close(None).await.context("closing")?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod dataplane;
 mod docker;
 mod edges;
 mod failover;
+mod https;
 mod store;
 
 use anyhow::Result;

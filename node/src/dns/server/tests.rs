@@ -23,6 +23,7 @@ fn view(edges: Vec<EdgeNs>) -> ZoneView {
         serial: 1,
         edges,
         hosts: ["blog.hearth.test".to_string()].into(),
+        txt: Default::default(),
     }
 }
 
@@ -47,7 +48,7 @@ async fn start(initial: ZoneView) -> Running {
     );
     let (zone, rx) = watch::channel(Arc::new(initial));
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(serve(udp, tcp, rx, cancel.clone()));
+    let task = tokio::spawn(serve(udp, tcp, rx, Default::default(), cancel.clone()));
     Running {
         addr,
         zone,

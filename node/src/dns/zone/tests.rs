@@ -28,6 +28,7 @@ fn view() -> ZoneView {
         .into_iter()
         .map(String::from)
         .collect(),
+        txt: Default::default(),
     }
 }
 
@@ -364,4 +365,30 @@ fn ns_labels_are_unique_and_fit_a_label() {
     assert_eq!(labels[3], format!("ns-{}", "x".repeat(60)));
     assert_eq!(labels[4], format!("ns-{}-2", "x".repeat(58)));
     assert!(labels.iter().all(|l| l.len() <= 63));
+}
+
+#[test]
+fn acme_challenges_are_answered_with_txt_records() {
+    let mut v = view();
+    v.txt.insert(
+        "_acme-challenge.blog.hearth.test".into(),
+        vec!["value-1".into()],
+    );
+    v.txt.insert(
+        "_acme-challenge.hearth.test".into(),
+        vec!["wild".into(), "apex".into()],
+    );
+    let txt = ask(&v, "_acme-challenge.blog.hearth.test.", RecordType::TXT);
+    assert_eq!(txt.rcode, ResponseCode::NoError);
+    assert_eq!(rdata(&txt), vec!["TXT value-1".to_string()]);
+    let both = ask(&v, "_ACME-challenge.hearth.test.", RecordType::TXT);
+    assert_eq!(both.answers.len(), 2);
+    // No A record there, and nothing once the order is over.
+    assert_nodata_for(&ask(&v, "_acme-challenge.blog.hearth.test.", RecordType::A));
+    let done = ask(
+        &view(),
+        "_acme-challenge.blog.hearth.test.",
+        RecordType::TXT,
+    );
+    assert_eq!(done.rcode, ResponseCode::NXDomain);
 }
