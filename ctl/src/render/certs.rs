@@ -17,7 +17,9 @@ pub fn state_word(state: &CertState) -> &'static str {
     }
 }
 
-/// A summary line about this node, the table, then a detail line per row that has one.
+/// A summary line about this node, the table (certificate name, the names it carries, state,
+/// expiry, issuing edge, edges holding its key, hosts it serves), then a detail line per row
+/// that has one.
 pub fn certs(report: &CertsV1, now_ms: u64) -> String {
     let mut out = format!("acme: {}\n", clean(&report.acme));
     if report.rows.is_empty() {
@@ -35,6 +37,7 @@ pub fn certs(report: &CertsV1, now_ms: u64) -> String {
             };
             vec![
                 clean(&r.name),
+                list_or(&r.names, ",", "-"),
                 state_word(&r.state).to_string(),
                 expires,
                 if r.issuer_name.is_empty() {
@@ -48,7 +51,9 @@ pub fn certs(report: &CertsV1, now_ms: u64) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["NAME", "STATE", "EXPIRES", "ISSUER", "HELD BY", "HOSTS"],
+        &[
+            "NAME", "NAMES", "STATE", "EXPIRES", "ISSUER", "HELD BY", "HOSTS",
+        ],
         rows,
     ));
     for r in report.rows.iter().filter(|r| !r.detail.is_empty()) {
