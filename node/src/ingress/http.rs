@@ -35,8 +35,10 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 /// Most HTTP/2 streams one visitor connection may have open at once.
 const MAX_H2_STREAMS: u32 = 128;
-/// Most idle upstream connections one HTTP/2 visitor keeps for reuse.
-const MAX_H2_IDLE_UPSTREAMS: usize = 16;
+/// Most idle upstream connections one visitor connection keeps for reuse: an HTTP/2 visitor
+/// opens more for a burst of concurrent streams, but keeps only a few (each holds a tunnel
+/// stream and a connection to the target, and a member allows 1024 streams per tunnel).
+const MAX_IDLE_UPSTREAMS: usize = 4;
 
 /// Limits of the HTTP listener.
 #[derive(Debug, Clone)]
@@ -285,7 +287,7 @@ impl Visitor {
         } else {
             strip_hop_by_hop(response.headers_mut(), None);
             let mut reuse = self.reuse.lock().await;
-            if reuse.len() < MAX_H2_IDLE_UPSTREAMS {
+            if reuse.len() < MAX_IDLE_UPSTREAMS {
                 reuse.push((host, sender));
             }
         }
