@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# pebble: the ACME test CA of the HTTPS lab tests (Debian's, 2.4).
-for tool in ip:iproute2 nft:nftables iptables:iptables pebble:pebble; do
+# pebble: the ACME test CA of the HTTPS lab tests (Debian's, 2.4); tcpdump: the passthrough
+# lab test captures an edge's traffic.
+for tool in ip:iproute2 nft:nftables iptables:iptables pebble:pebble tcpdump:tcpdump; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -91,14 +91,21 @@ enum Cmd {
         /// Hosting member: name, id or unique id prefix; default this node (others: admins only).
         #[arg(long, value_name = "NODE")]
         node: Option<String>,
-        /// TCP routes: send a PROXY protocol v2 header first, so the target sees the
-        /// visitor's address.
+        /// TCP routes, and HTTP routes with `--tls passthrough` whose target terminates TLS
+        /// itself: send a PROXY protocol v2 header first, so the target sees the visitor's
+        /// address.
         #[arg(long)]
         proxy_protocol: bool,
         /// HTTP routes: plain HTTP only; no certificate is ordered and `:80` does not
-        /// redirect to HTTPS (default: HTTPS at the edges).
-        #[arg(long, conflicts_with = "tcp")]
+        /// redirect to HTTPS (default: HTTPS at the edges). Same as `--tls off`.
+        #[arg(long, conflicts_with_all = ["tcp", "tls"])]
         http_only: bool,
+        /// HTTP routes: where TLS ends. `edge` (default): at the edges, with a certificate
+        /// they share. `passthrough`: on the hosting member, which obtains and keeps the
+        /// certificate; the edges forward the TLS bytes by SNI and never see plaintext.
+        /// `off`: plain HTTP only.
+        #[arg(long, value_name = "MODE", conflicts_with = "tcp")]
+        tls: Option<RouteTls>,
     },
     /// Withdraw a route published with `hearthctl publish`.
     Unpublish {
@@ -175,13 +182,14 @@ impl Cmd {
                 container: Some(container),
                 port,
                 http_only,
+                tls,
                 ..
             } => CommandV1::PublishContainer {
                 spec: route.into_spec(),
                 container,
                 // clap requires --port with --container.
                 port: port.unwrap_or_default(),
-                tls: tls_mode(http_only),
+                tls: tls_mode(http_only, tls),
             },
             Cmd::Publish {
                 route,
@@ -189,13 +197,14 @@ impl Cmd {
                 node,
                 proxy_protocol,
                 http_only,
+                tls,
                 ..
             } => CommandV1::Publish {
                 spec: route.into_spec(),
                 target: to.unwrap_or_default(),
                 node,
                 proxy_protocol,
-                tls: tls_mode(http_only),
+                tls: tls_mode(http_only, tls),
             },
             Cmd::Unpublish { route, node } => CommandV1::Unpublish {
                 spec: route.into_spec(),
@@ -220,11 +229,11 @@ impl Cmd {
     }
 }
 
-fn tls_mode(http_only: bool) -> RouteTls {
+fn tls_mode(http_only: bool, tls: Option<RouteTls>) -> RouteTls {
     if http_only {
         RouteTls::Off
     } else {
-        RouteTls::Edge
+        tls.unwrap_or_default()
     }
 }
 
@@ -408,6 +417,26 @@ mod tests {
             }
         ));
         assert!(parse(&["publish", "--tcp", "22", "--to", "x:22", "--http-only"]).is_err());
+        let cli = parse(&[
+            "publish",
+            "a.example.com",
+            "--to",
+            "127.0.0.1:80",
+            "--tls",
+            "passthrough",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command.into_command(),
+            CommandV1::Publish {
+                tls: RouteTls::Passthrough,
+                ..
+            }
+        ));
+        let err = parse(&["publish", "a.example.com", "--to", "x:1", "--tls", "blind"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("passthrough"), "{err}");
         let cli = parse(&[
             "publish", "--tcp", "22", "--to", "[::1]:22", "--node", "home",
         ])

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::config::EdgePreference;
 use crate::identity;
 use crate::ingress::{
-    DnsSettings, EdgeTls, HttpSettings, IngressActor, IngressSettings, Upstreams,
+    DnsSettings, EdgeTls, HttpSettings, IngressActor, IngressSettings, Terminator, Upstreams,
 };
 use crate::mesh::actor::{DataPlaneLinks, MeshActor, MeshSettings};
 use crate::mesh::behaviour::{build_swarm, listen_all, SwarmRole};
@@ -153,7 +153,7 @@ fn acme_settings(config: &Config) -> (AcmeSettings, String) {
                 wildcard_zone: if acme.wildcard { zone.clone() } else { None },
             }),
             format!(
-                "this node orders certificates from {} while it is an edge",
+                "this node orders certificates from {} while it is an edge, and for the passthrough hosts it serves",
                 acme.directory.trim()
             ),
         ),
@@ -228,6 +228,18 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         max_streams: config.tunnel.max_streams_per_member,
         connect_timeout: Duration::from_millis(config.ingress.connect_timeout_ms),
     };
+    let cancel = CancellationToken::new();
+    let served = Served::default();
+    let edge_tls = EdgeTls::new(served.clone())?;
+    let ingress_settings = ingress_settings(config)?;
+    let terminator = Terminator::new(
+        key.id(),
+        view_rx.clone(),
+        edge_tls.clone(),
+        ingress_settings.http.clone(),
+        Duration::from_millis(config.ingress.connect_timeout_ms),
+        cancel.clone(),
+    );
     let tunnel = TunnelActor::new(
         &key,
         tunnel_socket,
@@ -235,6 +247,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         tunnels.clone(),
         status.clone(),
         &tunnel_settings,
+        terminator.clone(),
     )?;
     let upstreams = Upstreams::new(
         key.id(),
@@ -242,16 +255,16 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         tunnels.clone(),
         Duration::from_millis(config.ingress.connect_timeout_ms),
     );
-    let served = Served::default();
     let (writes_tx, writes_rx) = mpsc::channel(64);
     let ingress = if config.edge == EdgePreference::Never {
         None
     } else {
         Some(IngressActor::new(
             key.id(),
-            ingress_settings(config)?,
+            ingress_settings,
             upstreams,
-            EdgeTls::new(served.clone())?,
+            edge_tls,
+            terminator,
             view_rx.clone(),
             status.clone(),
         ))
@@ -267,7 +280,6 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         writes_tx,
     )?;
     let actor = MeshActor::new(key, store, swarm, settings, links)?;
-    let cancel = CancellationToken::new();
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let mut tasks = vec![
         tokio::spawn(actor.run(commands_rx, container_routes_rx, writes_rx, cancel.clone())),

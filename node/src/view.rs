@@ -5,7 +5,7 @@
 
 use crate::services::Report;
 use hearth_proto::api::DataPlaneV1;
-use hearth_proto::cert::{AcmeAccount, AcmeOffer, AcmeOrder, Cert, CertRequest};
+use hearth_proto::cert::{AcmeAccount, AcmeOffer, AcmeOrder, Cert, CertRequest, ChallengeAnswer};
 use hearth_proto::route::{RouteSpec, RouteTls};
 use hearth_proto::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,33 +113,110 @@ impl MeshView {
             .collect()
     }
 
-    /// Every published host the edges serve over HTTPS (TLS mode `edge`).
+    /// Every published host the edges serve over HTTPS themselves (TLS mode `edge`).
     pub fn https_hosts(&self) -> BTreeSet<String> {
-        self.routes
-            .iter()
-            .filter(|r| r.tls == RouteTls::Edge)
-            .filter_map(|r| match &r.spec {
-                RouteSpec::Http { host } => Some(host.clone()),
-                RouteSpec::Tcp { .. } => None,
-            })
+        self.hosts_in(RouteTls::Edge)
+    }
+
+    /// Every published host whose TLS passes through the edges to its hosting members.
+    pub fn passthrough_hosts(&self) -> BTreeSet<String> {
+        self.hosts_in(RouteTls::Passthrough)
+    }
+
+    fn hosts_in(&self, mode: RouteTls) -> BTreeSet<String> {
+        self.http_hosts()
+            .into_iter()
+            .filter(|h| self.tls_of(h) == Some(mode))
             .collect()
     }
 
     /// How the edges treat TLS for `host`: `None` when no member publishes it. When members
-    /// disagree, HTTPS wins (a host is plain HTTP only when every route to it says so).
+    /// disagree, passthrough wins over edge termination (no edge ever decrypts a host one of
+    /// its members keeps blind), and either over plain HTTP only.
     pub fn tls_of(&self, host: &str) -> Option<RouteTls> {
-        let mut modes = self.routes.iter().filter_map(|r| match &r.spec {
-            RouteSpec::Http { host: h } if h == host => Some(r.tls),
-            _ => None,
-        });
-        let first = modes.next()?;
-        Some(modes.fold(first, |a, b| {
-            if a == RouteTls::Edge || b == RouteTls::Edge {
-                RouteTls::Edge
-            } else {
-                a
-            }
-        }))
+        let rank = |mode: RouteTls| match mode {
+            RouteTls::Passthrough => 2,
+            RouteTls::Edge => 1,
+            RouteTls::Off => 0,
+        };
+        self.routes
+            .iter()
+            .filter_map(|r| match &r.spec {
+                RouteSpec::Http { host: h } if h == host => Some(r.tls),
+                _ => None,
+            })
+            .max_by_key(|mode| rank(*mode))
+    }
+
+    /// The members that terminate a passthrough host's TLS themselves, holding its
+    /// certificate (a passthrough route with the PROXY protocol leaves TLS to its target, and
+    /// no certificate is ordered for it).
+    pub fn passthrough_members(&self, host: &str) -> BTreeSet<NodeId> {
+        self.routes
+            .iter()
+            .filter(|r| r.tls == RouteTls::Passthrough && !r.proxy_protocol)
+            .filter(|r| matches!(&r.spec, RouteSpec::Http { host: h } if h == host))
+            .map(|r| r.node)
+            .collect()
+    }
+
+    /// Whether certificate `name` is a passthrough host's: kept by its hosting members, never
+    /// by the edges.
+    pub fn is_passthrough_cert(&self, name: &str) -> bool {
+        self.tls_of(name) == Some(RouteTls::Passthrough)
+    }
+
+    /// Who serves certificate `name` and holds its key: the elected edges, or for a
+    /// passthrough host its hosting members.
+    pub fn cert_holders(&self, name: &str) -> BTreeSet<NodeId> {
+        if self.is_passthrough_cert(name) {
+            self.passthrough_members(name)
+        } else {
+            self.edges.keys().copied().collect()
+        }
+    }
+
+    /// The holders of `name` that may order certificates, in id order: the candidates for
+    /// its issuer.
+    pub fn cert_issuers(&self, name: &str) -> Vec<NodeId> {
+        self.cert_holders(name)
+            .into_iter()
+            .filter(|n| self.certs.issuers.contains_key(n))
+            .collect()
+    }
+
+    /// The members that must serve `answers` before the CA is told they are ready: the edges
+    /// for DNS-01 (their DNS server answers it) and for every answer of a name they
+    /// terminate; a passthrough name's hosting members for HTTP-01 and TLS-ALPN-01 (the edges
+    /// forward those to them).
+    pub fn answer_servers(&self, name: &str, answers: &[ChallengeAnswer]) -> BTreeSet<NodeId> {
+        let edges: BTreeSet<NodeId> = self.edges.keys().copied().collect();
+        if !self.is_passthrough_cert(name) {
+            return edges;
+        }
+        let mut out = BTreeSet::new();
+        if answers
+            .iter()
+            .any(|a| matches!(a, ChallengeAnswer::Dns01 { .. }))
+        {
+            out.extend(edges);
+        }
+        if answers
+            .iter()
+            .any(|a| !matches!(a, ChallengeAnswer::Dns01 { .. }))
+        {
+            out.extend(self.passthrough_members(name));
+        }
+        out
+    }
+
+    /// Whether `node` serves `answer` of certificate `name` itself: DNS-01 and the answers of
+    /// names the edges terminate are served everywhere they are asked; a passthrough name's
+    /// HTTP-01 and TLS-ALPN-01 answers only on its hosting members, so an edge forwards them.
+    pub fn serves_answer(&self, node: &NodeId, name: &str, answer: &ChallengeAnswer) -> bool {
+        matches!(answer, ChallengeAnswer::Dns01 { .. })
+            || !self.is_passthrough_cert(name)
+            || self.passthrough_members(name).contains(node)
     }
 
     /// The elected edges that may order certificates, in id order.
@@ -159,21 +236,35 @@ impl MeshView {
             .find_map(|(node, _)| self.certs.issuers.get(node))
     }
 
-    /// The certificate names the published HTTPS hosts need, with the names each carries.
-    /// Hosts no CA can certify are left out (see [`MeshView::uncertifiable`]).
+    /// The certificate names the published HTTPS hosts need, with the names each carries: the
+    /// edges' (one per host, or a wildcard for the zone) and one per passthrough host. Hosts
+    /// no CA can certify are left out (see [`MeshView::uncertifiable`]).
     pub fn cert_plan(&self) -> BTreeMap<String, Vec<String>> {
-        let hosts = self.https_hosts();
+        let certifiable = |hosts: BTreeSet<String>| -> Vec<String> {
+            hosts
+                .into_iter()
+                .filter(|h| hearth_proto::cert::check_name(h).is_ok())
+                .collect()
+        };
         let wildcard = self.lead_offer().and_then(|o| o.wildcard_zone.as_deref());
-        let certifiable = hosts
-            .iter()
-            .filter(|h| hearth_proto::cert::check_name(h).is_ok())
-            .map(String::as_str);
-        hearth_proto::cert::wanted(certifiable, wildcard)
+        let edge_hosts = certifiable(self.https_hosts());
+        let mut plan = hearth_proto::cert::wanted(edge_hosts.iter().map(String::as_str), wildcard);
+        let terminated = self
+            .passthrough_hosts()
+            .into_iter()
+            .filter(|h| !self.passthrough_members(h).is_empty())
+            .collect();
+        for host in certifiable(terminated) {
+            plan.insert(host.clone(), vec![host]);
+        }
+        plan
     }
 
     /// Published HTTPS hosts no CA can certify (single labels, IP addresses), with why.
     pub fn uncertifiable(&self) -> Vec<(String, String)> {
-        self.https_hosts()
+        let mut hosts = self.https_hosts();
+        hosts.extend(self.passthrough_hosts());
+        hosts
             .into_iter()
             .filter_map(|h| {
                 hearth_proto::cert::check_name(&h)
@@ -233,5 +324,118 @@ pub struct StreamGuard(Arc<AtomicU64>);
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::NodeKey;
+
+    fn id(n: u8) -> NodeId {
+        NodeKey::from_secret([n; 32]).id()
+    }
+
+    fn route(host: &str, node: NodeId, tls: RouteTls, proxy_protocol: bool) -> LiveRoute {
+        LiveRoute {
+            spec: RouteSpec::Http { host: host.into() },
+            node,
+            target: "127.0.0.1:80".into(),
+            proxy_protocol,
+            tls,
+        }
+    }
+
+    fn view() -> MeshView {
+        let (edge, home, nas, other) = (id(1), id(2), id(3), id(4));
+        let mut view = MeshView {
+            members: [edge, home, nas, other].into(),
+            ..MeshView::default()
+        };
+        view.edges.insert(
+            edge,
+            EdgeInfo {
+                name: "vps".into(),
+                rank: 0,
+                tunnel: vec![],
+                ips: vec![],
+            },
+        );
+        view.routes = vec![
+            route("app.z.test", home, RouteTls::Edge, false),
+            route("blind.z.test", home, RouteTls::Passthrough, false),
+            route("blind.z.test", nas, RouteTls::Passthrough, false),
+            // A member disagreeing: passthrough wins, and this member holds nothing.
+            route("blind.z.test", other, RouteTls::Edge, false),
+            // The target terminates TLS itself: passthrough, but no certificate.
+            route("raw.z.test", home, RouteTls::Passthrough, true),
+            route("plain.z.test", home, RouteTls::Off, false),
+        ];
+        view.certs.issuers.insert(
+            home,
+            AcmeOffer {
+                directory: "https://ca/dir".into(),
+                wildcard_zone: Some("z.test".into()),
+            },
+        );
+        view.certs.issuers.insert(
+            edge,
+            AcmeOffer {
+                directory: "https://ca/dir".into(),
+                wildcard_zone: Some("z.test".into()),
+            },
+        );
+        view
+    }
+
+    #[test]
+    fn passthrough_hosts_are_held_by_their_terminating_members_only() {
+        let view = view();
+        let (edge, home, nas) = (id(1), id(2), id(3));
+        assert_eq!(view.tls_of("blind.z.test"), Some(RouteTls::Passthrough));
+        assert_eq!(view.tls_of("plain.z.test"), Some(RouteTls::Off));
+        assert_eq!(view.tls_of("nobody.z.test"), None);
+        assert_eq!(view.cert_holders("blind.z.test"), [home, nas].into());
+        assert_eq!(view.cert_holders("*.z.test"), [edge].into());
+        // Only holders that may order are candidates for issuer.
+        assert_eq!(view.cert_issuers("blind.z.test"), vec![home]);
+        assert!(view.passthrough_members("raw.z.test").is_empty());
+        // The plan: the zone's wildcard for the edges' host; the blind host its own
+        // certificate; nothing for the raw-TLS one or the plain one.
+        let plan = view.cert_plan();
+        assert_eq!(
+            plan.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["*.z.test", "blind.z.test"]
+        );
+        assert_eq!(plan["blind.z.test"], vec!["blind.z.test".to_string()]);
+    }
+
+    #[test]
+    fn a_passthrough_names_answers_are_served_by_its_members_and_dns_by_the_edges() {
+        let view = view();
+        let (edge, home, nas) = (id(1), id(2), id(3));
+        let http = ChallengeAnswer::Http01 {
+            name: "blind.z.test".into(),
+            token: "t".into(),
+            key_authorization: "t.k".into(),
+        };
+        let dns = ChallengeAnswer::Dns01 {
+            name: "blind.z.test".into(),
+            value: "v".into(),
+        };
+        assert_eq!(
+            view.answer_servers("blind.z.test", std::slice::from_ref(&http)),
+            [home, nas].into()
+        );
+        assert_eq!(
+            view.answer_servers("blind.z.test", std::slice::from_ref(&dns)),
+            [edge].into()
+        );
+        assert!(!view.serves_answer(&edge, "blind.z.test", &http));
+        assert!(view.serves_answer(&home, "blind.z.test", &http));
+        assert!(view.serves_answer(&edge, "blind.z.test", &dns));
+        // A name the edges terminate: every edge must serve every answer.
+        assert_eq!(view.answer_servers("*.z.test", &[dns]), [edge].into());
+        assert!(view.serves_answer(&edge, "app.z.test", &http));
     }
 }

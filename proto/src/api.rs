@@ -224,13 +224,19 @@ pub struct CertRowV1 {
     pub renew_at_ms: Option<u64>,
     /// The leaf's serial, hex.
     pub serial: Option<String>,
-    /// The edges whose key can open it, by name.
+    /// The current members whose key can open it, by name: where the private key lives (the
+    /// elected edges, or a passthrough host's members; a former edge keeps its copy until a
+    /// rotation).
     pub holders: Vec<String>,
     /// The ACME directory it comes from.
     pub directory: String,
     /// How the CA validated the names of the latest order (`http-01 app.example.com`, …).
     #[serde(default)]
     pub challenges: Vec<String>,
+    /// Where TLS ends: `edge` (the edges hold the key) or `passthrough` (the hosting
+    /// members hold it; the edges see only ciphertext).
+    #[serde(default)]
+    pub mode: crate::route::RouteTls,
 }
 
 /// The edge election as this node computes it (every node computes the same).

@@ -144,9 +144,14 @@ pub fn order_key_context(mesh: &MeshId, name: &str, order_url: &str) -> Vec<u8> 
     format!("hearth-order-key-v1/{mesh}/{name}/{order_url}").into_bytes()
 }
 
-/// The `context` ACME account credentials are sealed under.
-pub fn account_context(mesh: &MeshId, directory: &str) -> Vec<u8> {
-    format!("hearth-acme-account-v1/{mesh}/{directory}").into_bytes()
+/// The `context` ACME account credentials are sealed under (`scope` as in
+/// [`AcmeAccount::scope`]).
+pub fn account_context(mesh: &MeshId, directory: &str, scope: &str) -> Vec<u8> {
+    if scope.is_empty() {
+        format!("hearth-acme-account-v1/{mesh}/{directory}").into_bytes()
+    } else {
+        format!("hearth-acme-account-v1/{mesh}/{directory}#{scope}").into_bytes()
+    }
 }
 
 /// What a node announces (in its NodeInfo) when it may order certificates.
@@ -213,6 +218,21 @@ pub struct AcmeAccount {
     pub credentials: Sealed,
     /// Contact addresses given at creation.
     pub contact: Vec<String>,
+    /// Empty for the edges' shared account; a passthrough certificate's name for the account
+    /// its hosting members order it with (sealed to them only, so no edge can order or revoke
+    /// with it, and a CAA `accounturi` can pin the name to it).
+    pub scope: String,
+}
+
+impl AcmeAccount {
+    /// Its record key: the directory, and `#scope` for a passthrough name's account.
+    pub fn key_of(directory: &str, scope: &str) -> String {
+        if scope.is_empty() {
+            directory.to_string()
+        } else {
+            format!("{directory}#{scope}")
+        }
+    }
 }
 
 /// Where an order is. Indexes are the wire encoding: append only.

@@ -253,6 +253,27 @@ pub mod legacy {
         }
     }
 
+    /// AcmeAccount before `scope`.
+    #[derive(Debug, Deserialize)]
+    pub struct AcmeAccountV0 {
+        directory: String,
+        id: String,
+        credentials: crate::seal::Sealed,
+        contact: Vec<String>,
+    }
+
+    impl From<AcmeAccountV0> for crate::cert::AcmeAccount {
+        fn from(v0: AcmeAccountV0) -> Self {
+            crate::cert::AcmeAccount {
+                directory: v0.directory,
+                id: v0.id,
+                credentials: v0.credentials,
+                contact: v0.contact,
+                scope: String::new(),
+            }
+        }
+    }
+
     /// Route before `tls`.
     #[derive(Debug, Deserialize)]
     pub struct RouteV0 {
@@ -303,7 +324,7 @@ impl Body {
             Body::NodeInfo(_) => author.to_string(),
             Body::Route(r) => crate::route::Route::key(&r.spec, &r.node),
             Body::Cert(c) => c.names.first().cloned().unwrap_or_default(),
-            Body::AcmeAccount(a) => a.directory.clone(),
+            Body::AcmeAccount(a) => crate::cert::AcmeAccount::key_of(&a.directory, &a.scope),
             Body::AcmeOrder(o) => o.names.first().cloned().unwrap_or_default(),
             Body::ChallengeAck(a) => format!("{}@{author}", a.name),
             Body::CertRequest(r) => r.name.clone(),
@@ -335,7 +356,9 @@ impl Body {
             Kind::NodeInfo => Body::NodeInfo(decode_grown::<_, legacy::NodeInfoV0>(bytes)?),
             Kind::Route => Body::Route(decode_grown::<_, legacy::RouteV0>(bytes)?),
             Kind::Cert => Body::Cert(postcard::from_bytes(bytes)?),
-            Kind::AcmeAccount => Body::AcmeAccount(postcard::from_bytes(bytes)?),
+            Kind::AcmeAccount => {
+                Body::AcmeAccount(decode_grown::<_, legacy::AcmeAccountV0>(bytes)?)
+            }
             Kind::AcmeOrder => Body::AcmeOrder(postcard::from_bytes(bytes)?),
             Kind::ChallengeAck => Body::ChallengeAck(postcard::from_bytes(bytes)?),
             Kind::CertRequest => Body::CertRequest(postcard::from_bytes(bytes)?),

@@ -86,6 +86,12 @@ pub enum RouteTls {
     /// Plain HTTP only: no certificate is ordered and `:80` serves the route as it is
     /// (`hearthctl publish --http-only`, label `hearth.http.tls=off`).
     Off,
+    /// TLS passes through the edges untouched (they read only the ClientHello's SNI) and the
+    /// hosting member terminates it with a certificate it obtains and keeps itself, so no
+    /// edge can read the traffic (`hearthctl publish --tls passthrough`, label
+    /// `hearth.http.tls=passthrough`). `:80` redirects to HTTPS, except ACME HTTP-01
+    /// requests, which are forwarded to the member.
+    Passthrough,
 }
 
 impl fmt::Display for RouteTls {
@@ -93,6 +99,7 @@ impl fmt::Display for RouteTls {
         f.write_str(match self {
             RouteTls::Edge => "edge",
             RouteTls::Off => "off",
+            RouteTls::Passthrough => "passthrough",
         })
     }
 }
@@ -104,8 +111,9 @@ impl std::str::FromStr for RouteTls {
         match s.trim() {
             "edge" | "on" => Ok(RouteTls::Edge),
             "off" => Ok(RouteTls::Off),
+            "passthrough" => Ok(RouteTls::Passthrough),
             other => Err(format!(
-                "`{other}` is not a TLS mode: use `edge` (HTTPS at the edges, the default) or `off` (plain HTTP only)"
+                "`{other}` is not a TLS mode: use `edge` (HTTPS at the edges, the default), `passthrough` (TLS ends on the hosting member, the edges see only ciphertext) or `off` (plain HTTP only)"
             )),
         }
     }

@@ -264,6 +264,24 @@ impl LocalMesh {
             .context("http_listen")
     }
 
+    /// Waits until the edge (node 0) serves HTTPS; returns its address.
+    pub async fn edge_https(&self) -> Result<std::net::SocketAddr> {
+        crate::eventually::eventually(
+            "the edge serves HTTPS",
+            crate::eventually::CONVERGE,
+            || async {
+                self.status(0)
+                    .await?
+                    .data_plane
+                    .https_listen
+                    .context("no HTTPS listener yet")?
+                    .parse::<std::net::SocketAddr>()
+                    .context("https_listen")
+            },
+        )
+        .await
+    }
+
     /// Waits until the edge (node 0) has a tunnel from every other running node.
     pub async fn edge_tunnels_up(&self) -> Result<()> {
         let members: Vec<NodeId> = self.nodes[1..]

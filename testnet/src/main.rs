@@ -176,6 +176,14 @@ enum Probe {
         #[arg(long, default_value_t = 30_000)]
         max_ms: u64,
     },
+    /// Send the start of a TLS record header and then nothing; report when the server closes
+    /// the connection.
+    SlowHello {
+        addr: SocketAddr,
+        /// Fail if still open after this many ms.
+        #[arg(long, default_value_t = 30_000)]
+        max_ms: u64,
+    },
     /// Send BYTES through a TCP echo and check that they come back unchanged.
     TcpRoundtrip {
         addr: SocketAddr,
@@ -257,6 +265,7 @@ async fn visit(probe: Probe) -> Result<()> {
             every_ms,
             max_ms,
         } => visitor::raw::slowloris(addr, &host, ms(every_ms), ms(max_ms)).await,
+        Probe::SlowHello { addr, max_ms } => visitor::raw::slow_hello(addr, ms(max_ms)).await,
         Probe::TcpRoundtrip {
             addr,
             bytes,

@@ -5,6 +5,7 @@ use crate::eventually::{eventually, CONVERGE};
 use anyhow::{bail, Context, Result};
 use hearth_proto::api::{CommandV1, EdgesV1, MemberRowV1, ResponseV1};
 use hearth_proto::election::EdgePreference;
+use hearth_proto::route::RouteTls;
 use hearth_proto::Role;
 use hearthctl::client::AdminClient;
 use std::path::{Path, PathBuf};
@@ -271,16 +272,29 @@ impl ProcNode {
 
     /// Publishes an HTTP route on this node (or `on` another, if this node is an admin).
     pub async fn publish(&self, host: &str, target: &str, on: Option<&str>) -> Result<()> {
+        self.publish_tls(host, target, on, RouteTls::default())
+            .await
+    }
+
+    /// Publishes an HTTP route with TLS mode `tls`: terminated at the edges (the default),
+    /// plain HTTP only, or passed through to the hosting member (`--tls passthrough`).
+    pub async fn publish_tls(
+        &self,
+        host: &str,
+        target: &str,
+        on: Option<&str>,
+        tls: RouteTls,
+    ) -> Result<()> {
         let command = CommandV1::Publish {
             spec: hearth_proto::route::RouteSpec::Http { host: host.into() },
             target: target.into(),
             node: on.map(String::from),
             proxy_protocol: false,
-            tls: Default::default(),
+            tls,
         };
         match self.call(command).await? {
             ResponseV1::Published(_) => Ok(()),
-            other => bail!("{}: publish {host}: {other:?}", self.name),
+            other => bail!("{}: publish {host} (tls {tls}): {other:?}", self.name),
         }
     }
 

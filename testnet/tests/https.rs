@@ -62,15 +62,7 @@ async fn without_a_ca_the_edge_serves_self_signed_https_over_h2_and_http1() -> R
     publish(&mesh, "app.example.com", service, RouteTls::Edge).await?;
     publish(&mesh, "plain.example.com", service, RouteTls::Off).await?;
     publish(&mesh, "intranet", service, RouteTls::Edge).await?;
-    let edge: SocketAddr = eventually("the edge serves HTTPS", CONVERGE, || async {
-        let status = mesh.status(0).await?;
-        let addr = status
-            .data_plane
-            .https_listen
-            .context("no HTTPS listener yet")?;
-        Ok(addr.parse::<SocketAddr>()?)
-    })
-    .await?;
+    let edge = mesh.edge_https().await?;
 
     // HTTP/2 by ALPN, with a self-signed certificate for the name.
     let got = eventually("app.example.com answers over HTTPS", CONVERGE, || async {

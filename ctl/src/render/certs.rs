@@ -1,5 +1,6 @@
-//! `hearthctl certs`: one row per certificate name with its state, expiry, issuer, the edges
-//! holding its key and the hosts it serves, then what needs saying about each.
+//! `hearthctl certs`: one row per certificate name with where TLS ends (the edges, or the
+//! hosting members of a passthrough host), its state, expiry, issuer, the nodes holding its
+//! key and the hosts it serves, then what needs saying about each.
 
 use super::{clean, list_or, table};
 use crate::duration::compact;
@@ -17,9 +18,9 @@ pub fn state_word(state: &CertState) -> &'static str {
     }
 }
 
-/// A summary line about this node, the table (certificate name, the names it carries, state,
-/// expiry, issuing edge, edges holding its key, hosts it serves), then a detail line per row
-/// that has one.
+/// A summary line about this node, the table (certificate name, the names it carries, TLS
+/// mode, state, expiry, issuer, nodes holding its key, hosts it serves), then a detail line
+/// per row that has one.
 pub fn certs(report: &CertsV1, now_ms: u64) -> String {
     let mut out = format!("acme: {}\n", clean(&report.acme));
     if report.rows.is_empty() {
@@ -38,6 +39,7 @@ pub fn certs(report: &CertsV1, now_ms: u64) -> String {
             vec![
                 clean(&r.name),
                 list_or(&r.names, ",", "-"),
+                r.mode.to_string(),
                 state_word(&r.state).to_string(),
                 expires,
                 if r.issuer_name.is_empty() {
@@ -52,7 +54,7 @@ pub fn certs(report: &CertsV1, now_ms: u64) -> String {
         .collect();
     out.push_str(&table(
         &[
-            "NAME", "NAMES", "STATE", "EXPIRES", "ISSUER", "HELD BY", "HOSTS",
+            "NAME", "NAMES", "TLS", "STATE", "EXPIRES", "ISSUER", "HELD BY", "HOSTS",
         ],
         rows,
     ));
@@ -101,6 +103,7 @@ mod tests {
             holders: vec!["vps".into(), "vps2".into()],
             directory: "https://ca/dir".into(),
             challenges: vec![],
+            mode: hearth_proto::route::RouteTls::Edge,
         }
     }
 
@@ -122,6 +125,11 @@ mod tests {
                     None,
                     "rejectedIdentifier: no\x1b[31m",
                 ),
+                CertRowV1 {
+                    mode: hearth_proto::route::RouteTls::Passthrough,
+                    holders: vec!["home".into()],
+                    ..row("blind.example.com", CertState::Valid, Some(now + 1), "")
+                },
             ],
         };
         let text = certs(&report, now);
@@ -133,6 +141,14 @@ mod tests {
         assert!(
             valid.contains("valid") && valid.contains("in 90d") && valid.contains("vps,vps2"),
             "{valid}"
+        );
+        let blind = text
+            .lines()
+            .find(|l| l.starts_with("blind.example.com"))
+            .unwrap();
+        assert!(
+            blind.contains("passthrough") && blind.contains(" home "),
+            "{blind}"
         );
         assert!(
             text.contains("new.example.com: rejectedIdentifier: no?[31m"),

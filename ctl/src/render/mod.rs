@@ -303,8 +303,16 @@ fn target_label(r: &RouteRowV1) -> String {
     if r.proxy_protocol {
         label.push_str(" (PROXY v2)");
     }
-    if matches!(r.spec, RouteSpec::Http { .. }) && r.tls == hearth_proto::route::RouteTls::Off {
-        label.push_str(" (HTTP only)");
+    use hearth_proto::route::RouteTls;
+    match (&r.spec, r.tls) {
+        (RouteSpec::Http { .. }, RouteTls::Off) => label.push_str(" (HTTP only)"),
+        (RouteSpec::Http { .. }, RouteTls::Passthrough) if r.proxy_protocol => {
+            label.push_str(" (TLS passthrough to the target, which holds the key)")
+        }
+        (RouteSpec::Http { .. }, RouteTls::Passthrough) => {
+            label.push_str(" (TLS passthrough; the key stays on this member)")
+        }
+        _ => {}
     }
     label
 }

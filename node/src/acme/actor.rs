@@ -1,9 +1,11 @@
 //! The ACME actor. On every node it keeps [`Served`] current from the replicated records:
 //! opens the certificates sealed to this node and prepares the challenge answers of the
-//! orders in flight. On an elected edge it also acknowledges the answers it serves, and for
-//! every certificate name it is the issuer of (the rendezvous choice among the issuing edges,
-//! [`hearth_proto::cert::issuer_of`]) it runs the order the renewal schedule asks for, resumes
-//! an order a vanished issuer left, and re-seals keys to newly elected edges.
+//! orders in flight that this node serves. It acknowledges the answers it must serve (an
+//! elected edge: those of the names it terminates and DNS-01; a member hosting a passthrough
+//! name: that name's), and for every certificate name it is the issuer of (the rendezvous
+//! choice among the name's holders that may order, [`hearth_proto::cert::issuer_of`]) it runs
+//! the order the renewal schedule asks for, resumes an order a vanished issuer left, and
+//! re-seals keys to new holders.
 
 use super::client::CaClient;
 use super::material;
@@ -168,17 +170,12 @@ impl AcmeActor {
     fn tick(&mut self) {
         let view = self.view.borrow_and_update().clone();
         self.refresh_served(&view);
-        let edge = view.is_edge(&self.me);
-        if edge {
-            self.acknowledge(&view);
-        }
+        self.acknowledge(&view);
         self.running.retain(|_, job| !job.task.is_finished());
-        if edge && self.jobs.is_some() {
+        if self.jobs.is_some() {
             self.issue(&view);
-            self.reseal(&view);
-        } else {
-            self.stop_jobs(|_| true);
         }
+        self.reseal(&view);
     }
 
     /// Opens the certificates sealed to this node and prepares the challenge answers.
@@ -225,9 +222,15 @@ impl AcmeActor {
         let answers: Vec<ChallengeAnswer> = view
             .certs
             .orders
-            .values()
-            .filter(|(o, _)| matches!(o.stage, OrderStage::Placed | OrderStage::Validating))
-            .flat_map(|(o, _)| o.challenges.iter().cloned())
+            .iter()
+            .filter(|(_, (o, _))| matches!(o.stage, OrderStage::Placed | OrderStage::Validating))
+            .flat_map(|(name, (o, _))| {
+                o.challenges
+                    .iter()
+                    .filter(|a| view.serves_answer(&self.me, name, a))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
             .collect();
         if answers != self.answers {
             let prepared = self.prepare(&answers);
@@ -287,20 +290,31 @@ impl AcmeActor {
         out
     }
 
-    /// Writes an acknowledgement for every order in flight whose answers this edge now
-    /// serves on a listener that is up.
+    /// Writes an acknowledgement for every order in flight whose answers this node must
+    /// serve and now serves where they are asked: on its own listeners (an edge), or on its
+    /// tunnel endpoint, which the edges forward a passthrough name's validations to.
     fn acknowledge(&mut self, view: &MeshView) {
         let plane = self.status.snapshot();
         for (name, (order, _)) in &view.certs.orders {
             if !matches!(order.stage, OrderStage::Placed | OrderStage::Validating)
                 || order.challenges.is_empty()
+                || !view
+                    .answer_servers(name, &order.challenges)
+                    .contains(&self.me)
             {
                 continue;
             }
+            let forwarded = view.is_passthrough_cert(name);
             let listening = order.challenges.iter().all(|c| match c {
+                ChallengeAnswer::Dns01 { .. } => {
+                    !view.is_edge(&self.me) || plane.dns_listen.is_some()
+                }
+                _ if forwarded => {
+                    !view.passthrough_members(name).contains(&self.me)
+                        || plane.tunnel_listen.is_some()
+                }
                 ChallengeAnswer::Http01 { .. } => plane.http_listen.is_some(),
                 ChallengeAnswer::TlsAlpn01 { .. } => plane.https_listen.is_some(),
-                ChallengeAnswer::Dns01 { .. } => plane.dns_listen.is_some(),
             });
             if !listening {
                 continue;
@@ -335,17 +349,16 @@ impl AcmeActor {
         }
     }
 
-    /// Starts the jobs the schedule asks for, for the names this edge issues.
+    /// Starts the jobs the schedule asks for, for the names this node issues.
     fn issue(&mut self, view: &MeshView) {
         let Some(jobs) = self.jobs.clone() else {
             return;
         };
-        let issuing = view.issuing_edges();
         let plan = view.cert_plan();
         let now = now_ms();
         let mine: BTreeSet<String> = plan
             .keys()
-            .filter(|name| cert::issuer_of(name, &issuing) == Some(self.me))
+            .filter(|name| cert::issuer_of(name, &view.cert_issuers(name)) == Some(self.me))
             .cloned()
             .collect();
         self.stop_jobs(|name| !mine.contains(name));
@@ -417,16 +430,16 @@ impl AcmeActor {
             None => (None, 0),
         };
         let request = view.certs.requests.get(name);
-        let edges: BTreeSet<NodeId> = view.edges.keys().copied().collect();
+        let holders = view.cert_holders(name);
         match decide(stored, last, request, now) {
             Decision::Resume => {
                 let order = last?;
-                cert::may_take_over(order, written, &self.me, &edges, now)
+                cert::may_take_over(order, written, &self.me, &holders, now)
                     .then(|| Start::Resume(Box::new(order.clone())))
             }
             Decision::Order(cause) => Some(Start::New(cause)),
             Decision::Wait { .. } | Decision::Refused { .. } => stored
-                .is_some_and(|c| cert::key_lost(c, &edges, now))
+                .is_some_and(|c| cert::key_lost(c, &holders, now))
                 .then_some(Start::New(OrderCause::KeyLost)),
         }
     }
@@ -442,9 +455,9 @@ impl AcmeActor {
         });
     }
 
-    /// Re-seals keys and account credentials to elected edges that cannot open them yet, and
-    /// drops revoked nodes. One holder does it: the lowest id among the elected edges that
-    /// can open the secret.
+    /// Re-seals keys and account credentials to holders (elected edges, or a passthrough
+    /// name's hosting members) that cannot open them yet, and drops revoked nodes. One holder
+    /// does it: the lowest id among the current holders that can open the secret.
     fn reseal(&mut self, view: &MeshView) {
         let edges: BTreeSet<NodeId> = view.edges.keys().copied().collect();
         let mut writes = Vec::new();
@@ -452,7 +465,7 @@ impl AcmeActor {
             let context = cert::key_context(&self.mesh, name, &stored.serial);
             if let Some(key) = self.resealed_box(
                 view,
-                &edges,
+                &view.cert_holders(name),
                 &format!("cert/{name}/{}", stored.serial),
                 &stored.key,
                 &context,
@@ -462,12 +475,16 @@ impl AcmeActor {
                 writes.push(Body::Cert(updated));
             }
         }
-        for (directory, account) in &view.certs.accounts {
-            let context = cert::account_context(&self.mesh, directory);
+        for (key, account) in &view.certs.accounts {
+            let context = cert::account_context(&self.mesh, &account.directory, &account.scope);
+            let holders = match account.scope.as_str() {
+                "" => edges.clone(),
+                scope => view.cert_holders(scope),
+            };
             if let Some(credentials) = self.resealed_box(
                 view,
-                &edges,
-                &format!("account/{directory}"),
+                &holders,
+                &format!("account/{key}"),
                 &account.credentials,
                 &context,
             ) {
@@ -481,7 +498,7 @@ impl AcmeActor {
             tokio::spawn(
                 async move {
                     if let Err(e) = writer.write(body).await {
-                        warn!(error = %e, "cannot re-seal a key to the new edges");
+                        warn!(error = %e, "cannot re-seal a key to the new holders");
                     }
                 }
                 .in_current_span(),
@@ -493,13 +510,13 @@ impl AcmeActor {
     fn resealed_box(
         &mut self,
         view: &MeshView,
-        edges: &BTreeSet<NodeId>,
+        holders: &BTreeSet<NodeId>,
         id: &str,
         sealed: &hearth_proto::seal::Sealed,
         context: &[u8],
     ) -> Option<hearth_proto::seal::Sealed> {
         let recipients: BTreeSet<NodeId> = sealed.recipients().collect();
-        let (writer, wanted) = cert::reseal_plan(&recipients, &view.members, edges)?;
+        let (writer, wanted) = cert::reseal_plan(&recipients, &view.members, holders)?;
         let pending = self
             .resealed
             .get(id)
@@ -509,7 +526,7 @@ impl AcmeActor {
         }
         match order::reseal(sealed, &self.key, context, wanted.iter().copied()) {
             Ok(resealed) => {
-                info!(secret = %id, to = wanted.len(), "re-sealing to the current edges");
+                info!(secret = %id, to = wanted.len(), "re-sealing to the current holders");
                 self.resealed
                     .insert(id.to_string(), (wanted, Instant::now()));
                 Some(resealed)

@@ -1,12 +1,15 @@
-//! One certificate order on the issuing edge, placed or resumed from its record:
+//! One certificate order on its issuer, placed or resumed from its record. The issuer is one
+//! of the certificate's holders: the elected edges, or for a passthrough host the members
+//! hosting it (see [`MeshView::cert_holders`]).
 //!
-//! 1. place it (or find the one another edge placed), and write its challenge answers into
-//!    the order record, which replicates to every edge;
-//! 2. wait until every live edge acknowledges serving them (then `acme.propagation_wait`), and
+//! 1. place it (or find the one another holder placed), and write its challenge answers into
+//!    the order record, which replicates to every node;
+//! 2. wait until every member that must serve them acknowledges (the edges; for a passthrough
+//!    name its hosting members, and the edges for DNS-01), then `acme.propagation_wait`, and
 //!    tell the CA they are ready;
-//! 3. once valid, seal a new key to the edges *in the record* before sending the CSR, so an
-//!    edge taking over can still use the certificate;
-//! 4. store the certificate (key sealed to the edges) and mark the order done.
+//! 3. once valid, seal a new key to the holders *in the record* before sending the CSR, so a
+//!    holder taking over can still use the certificate;
+//! 4. store the certificate (key sealed to the holders) and mark the order done.
 //!
 //! Every step is written before the next starts, so a new issuer resumes where this one
 //! died, and no name gets a second certificate from one order. A failure is written with the
@@ -120,22 +123,25 @@ impl JobContext {
         self.view.borrow().clone()
     }
 
-    /// The account for the configured directory: loaded, opened from the mesh's record, or
-    /// created and stored (sealed to the edges).
-    pub async fn account(&self) -> Result<Account, AcmeError> {
+    /// The account certificate `name` is ordered with, from the configured directory: the
+    /// edges' shared one, or for a passthrough name the one its hosting members share.
+    /// Loaded, opened from the mesh's record, or created and stored (sealed to the holders).
+    pub async fn account(&self, name: &str) -> Result<Account, AcmeError> {
         let directory = self.settings.directory.clone();
+        let view = self.now_view();
+        let scope = account_scope(&view, name);
+        let record_key = AcmeAccount::key_of(&directory, &scope);
         let mut accounts = self.accounts.lock().await;
-        if let Some(account) = accounts.get(&directory) {
+        if let Some(account) = accounts.get(&record_key) {
             return Ok(account.clone());
         }
-        let view = self.now_view();
-        let context = cert::account_context(&self.mesh, &directory);
-        if let Some(stored) = view.certs.accounts.get(&directory) {
+        let context = cert::account_context(&self.mesh, &directory, &scope);
+        if let Some(stored) = view.certs.accounts.get(&record_key) {
             if let Ok(json) = seal::open(&stored.credentials, &self.key, &context) {
                 match serde_json::from_slice::<AccountCredentials>(&json) {
                     Ok(credentials) => {
                         let account = self.client.account(credentials).await?;
-                        accounts.insert(directory, account.clone());
+                        accounts.insert(record_key, account.clone());
                         return Ok(account);
                     }
                     Err(e) => {
@@ -155,26 +161,44 @@ impl JobContext {
                 detail: e.to_string(),
             },
         })?;
-        let credentials = seal::seal(&json, recipients(&view, self.me), &context)?;
+        let holders = match scope.as_str() {
+            "" => view.edges.keys().copied().collect(),
+            scope => view.cert_holders(scope),
+        };
+        let credentials = seal::seal(&json, with_me(holders, self.me), &context)?;
         self.writer
             .write(Body::AcmeAccount(AcmeAccount {
                 directory: directory.clone(),
                 id: account.id().to_string(),
                 credentials,
                 contact: self.settings.contact.clone(),
+                scope: scope.clone(),
             }))
             .await?;
-        info!(%directory, id = account.id(), "ACME account created");
-        accounts.insert(directory, account.clone());
+        info!(%directory, %scope, id = account.id(), "ACME account created");
+        accounts.insert(record_key, account.clone());
         Ok(account)
     }
 }
 
-/// The edges a new secret is sealed to: every elected edge, and this node.
-pub fn recipients(view: &MeshView, me: NodeId) -> BTreeSet<NodeId> {
-    let mut to: BTreeSet<NodeId> = view.edges.keys().copied().collect();
+/// Who a new secret of certificate `name` is sealed to: its holders (the elected edges, or a
+/// passthrough host's members), and this node.
+pub fn recipients(view: &MeshView, name: &str, me: NodeId) -> BTreeSet<NodeId> {
+    with_me(view.cert_holders(name), me)
+}
+
+fn with_me(mut to: BTreeSet<NodeId>, me: NodeId) -> BTreeSet<NodeId> {
     to.insert(me);
     to
+}
+
+/// The [`AcmeAccount::scope`] certificate `name` is ordered under.
+pub fn account_scope(view: &MeshView, name: &str) -> String {
+    if view.is_passthrough_cert(name) {
+        name.to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// Runs one order for certificate `name` carrying `names`; on failure writes it down with the
@@ -250,7 +274,7 @@ impl Job {
     }
 
     async fn attempt(&mut self, start: Start) -> Result<(), AcmeError> {
-        let account = self.ctx.account().await?;
+        let account = self.ctx.account(&self.name).await?;
         self.record.account = account.id().to_string();
         let mut order = match start {
             Start::Resume(stored) => match self.resume(&account, &stored).await {
@@ -392,7 +416,7 @@ impl Job {
         self.record.challenges = answers;
         self.record.stage = OrderStage::Placed;
         self.save().await?;
-        self.wait_for_edges().await?;
+        self.wait_for_servers().await?;
         self.record.stage = OrderStage::Validating;
         self.save().await?;
         {
@@ -422,29 +446,30 @@ impl Job {
         Ok(())
     }
 
-    /// Waits until every elected edge serves the answers, keeping the record alive, then the
-    /// configured propagation wait.
-    async fn wait_for_edges(&mut self) -> Result<(), AcmeError> {
+    /// Waits until every member that must serve the answers does (the elected edges, or a
+    /// passthrough name's hosting members), keeping the record alive, then the configured
+    /// propagation wait.
+    async fn wait_for_servers(&mut self) -> Result<(), AcmeError> {
         let digest = self.record.challenges_digest();
         let mut view = self.ctx.view.clone();
         let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
         loop {
             let current = view.borrow_and_update().clone();
-            if !current.is_edge(&self.ctx.me) {
+            if !current.cert_holders(&self.name).contains(&self.ctx.me) {
                 return Err(AcmeError::Stopped);
             }
             let acks = current.certs.acks.get(&self.name);
             let missing: Vec<String> = current
-                .edges
+                .answer_servers(&self.name, &self.record.challenges)
                 .iter()
-                .filter(|(node, _)| acks.and_then(|a| a.get(*node)) != Some(&digest))
-                .map(|(_, edge)| edge.name.clone())
+                .filter(|node| acks.and_then(|a| a.get(*node)) != Some(&digest))
+                .map(|node| node.short())
                 .collect();
             if missing.is_empty() {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                warn!(name = %self.name, ?missing, "edges did not confirm the challenge answers; telling the CA anyway");
+                warn!(name = %self.name, ?missing, "members did not confirm the challenge answers; telling the CA anyway");
                 break;
             }
             tokio::select! {
@@ -455,7 +480,7 @@ impl Job {
         }
         let wait = self.ctx.settings.propagation_wait;
         if !wait.is_zero() {
-            info!(name = %self.name, wait_ms = wait.as_millis() as u64, "every edge serves the answers; waiting for propagation");
+            info!(name = %self.name, wait_ms = wait.as_millis() as u64, "the answers are served everywhere; waiting for propagation");
             let until = tokio::time::Instant::now() + wait;
             while tokio::time::Instant::now() < until {
                 tokio::time::sleep_until(until.min(tokio::time::Instant::now() + KEEP_ALIVE)).await;
@@ -527,7 +552,7 @@ impl Job {
         let view = self.ctx.now_view();
         self.record.key = Some(seal::seal(
             &made.pkcs8,
-            recipients(&view, self.ctx.me),
+            recipients(&view, &self.name, self.ctx.me),
             &context,
         )?);
         self.record.stage = OrderStage::Finalizing;
@@ -558,7 +583,7 @@ impl Job {
         recent.push(now);
         let key = seal::seal(
             pkcs8,
-            recipients(&view, self.ctx.me),
+            recipients(&view, &self.name, self.ctx.me),
             &cert::key_context(&self.ctx.mesh, &self.name, &leaf.serial),
         )?;
         let stored = Cert {
@@ -584,8 +609,16 @@ impl Job {
         self.record.failures = 0;
         self.record.problem = None;
         self.save().await?;
-        if self.record.cause == OrderCause::Rotation {
-            if let Some(old) = previous.filter(|c| c.serial != leaf.serial) {
+        // A rotation replaces its predecessor; so does a passthrough name's certificate whose
+        // predecessor was sealed to nodes that no longer hold it (the edges, when the host
+        // was terminated there before): their copy of the old key must stop being valid.
+        let holders = view.cert_holders(&self.name);
+        let exposed = |c: &Cert| {
+            view.is_passthrough_cert(&self.name)
+                && c.key.recipients().any(|n| !holders.contains(&n))
+        };
+        if let Some(old) = previous.filter(|c| c.serial != leaf.serial) {
+            if self.record.cause == OrderCause::Rotation || exposed(&old) {
                 revoke(account, &self.name, &old).await;
             }
         }
@@ -604,7 +637,7 @@ pub async fn refresh_ari(ctx: Arc<JobContext>, name: String) {
     let Some(id) = ari_identifier(&stored.ari_id) else {
         return;
     };
-    let account = match ctx.account().await {
+    let account = match ctx.account(&name).await {
         Ok(account) => account,
         Err(e) => return warn!(%name, error = %e, "cannot ask for renewal information"),
     };

@@ -4,6 +4,7 @@
 use super::http::{self, HttpSettings, Plaintext};
 use super::https::{self, EdgeTls};
 use super::tcp;
+use super::terminate::Terminator;
 use super::upstream::Upstreams;
 use super::{bind_http, bind_listener, IngressError};
 use crate::dns::{self, EdgeNs, ZoneView};
@@ -63,6 +64,7 @@ pub struct IngressActor {
     settings: IngressSettings,
     upstreams: Upstreams,
     tls: EdgeTls,
+    terminator: Terminator,
     view: ViewRx,
     status: DataPlaneStatus,
     serving: Option<Serving>,
@@ -72,12 +74,14 @@ pub struct IngressActor {
 }
 
 impl IngressActor {
-    /// An actor for node `me`; it binds nothing until the node is elected.
+    /// An actor for node `me`; it binds nothing until the node is elected. `terminator`
+    /// serves the passthrough hosts this node hosts itself.
     pub fn new(
         me: NodeId,
         settings: IngressSettings,
         upstreams: Upstreams,
         tls: EdgeTls,
+        terminator: Terminator,
         view: ViewRx,
         status: DataPlaneStatus,
     ) -> Self {
@@ -86,6 +90,7 @@ impl IngressActor {
             settings,
             upstreams,
             tls,
+            terminator,
             view,
             status,
             serving: None,
@@ -196,6 +201,7 @@ impl IngressActor {
                 self.upstreams.clone(),
                 self.settings.http.clone(),
                 self.tls.clone(),
+                self.terminator.clone(),
                 token.clone(),
             )
             .in_current_span(),

@@ -70,6 +70,9 @@ pub enum Scheme {
     Https {
         /// HTTP/2 (several requests at once on one connection).
         h2: bool,
+        /// The one host this connection may ask for (a member terminating a passthrough
+        /// host); requests for another get 421 Misdirected Request.
+        only: Option<String>,
     },
 }
 
@@ -130,7 +133,7 @@ pub async fn serve_visitor<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let h2 = matches!(scheme, Scheme::Https { h2: true });
+    let h2 = matches!(scheme, Scheme::Https { h2: true, .. });
     let visitor = Arc::new(Visitor {
         peer,
         local,
@@ -226,6 +229,14 @@ impl Visitor {
         let Some(host) = request_host(&request) else {
             return pages::no_host();
         };
+        if let Scheme::Https {
+            only: Some(only), ..
+        } = &self.scheme
+        {
+            if host != *only {
+                return pages::misdirected(&host);
+            }
+        }
         if let Scheme::Http(plaintext) = &self.scheme {
             if let Some(answer) = acme_answer(plaintext, &request) {
                 return answer;
@@ -303,7 +314,7 @@ impl Visitor {
         spec: &RouteSpec,
         host: &str,
     ) -> Result<SendRequest<Incoming>, Response<ProxyBody>> {
-        let concurrent = matches!(self.scheme, Scheme::Https { h2: true });
+        let concurrent = matches!(self.scheme, Scheme::Https { h2: true, .. });
         let kept = {
             let mut reuse = self.reuse.lock().await;
             reuse.retain(|(_, s)| !s.is_closed());
@@ -349,13 +360,20 @@ impl Visitor {
 
 /// The answer to an ACME HTTP-01 request this edge serves, if `request` is one.
 fn acme_answer<B>(plaintext: &Plaintext, request: &Request<B>) -> Option<Response<ProxyBody>> {
+    challenge_answer(&plaintext.served, request)
+}
+
+/// The answer to an ACME HTTP-01 request from `served`, if `request` is one it has.
+pub fn challenge_answer<B>(served: &Served, request: &Request<B>) -> Option<Response<ProxyBody>> {
     let token = request.uri().path().strip_prefix(CHALLENGE_PATH)?;
-    let answer = plaintext.served.http01(token)?;
+    let answer = served.http01(token)?;
     Some(pages::plain_text(answer))
 }
 
-/// A 308 to HTTPS, for a host this edge has a CA certificate for, unless the route is plain
-/// HTTP only or the request is an ACME challenge (answered by the target, if not by us).
+/// A 308 to HTTPS, for a host this edge has a CA certificate for and for every passthrough
+/// host (never served in plain HTTP, so the edges see no plaintext of it), unless the route is
+/// plain HTTP only or the request is an ACME challenge (a passthrough host's is forwarded to
+/// its member; others are answered by the target, if not by us).
 fn https_redirect<B>(
     plaintext: &Plaintext,
     request: &Request<B>,
@@ -363,10 +381,12 @@ fn https_redirect<B>(
     tls: RouteTls,
 ) -> Option<Response<ProxyBody>> {
     let port = plaintext.https_port?;
-    if tls != RouteTls::Edge
-        || request.uri().path().starts_with(CHALLENGE_PATH)
-        || !plaintext.served.has_cert(host)
-    {
+    let wanted = match tls {
+        RouteTls::Passthrough => true,
+        RouteTls::Edge => plaintext.served.has_cert(host),
+        RouteTls::Off => false,
+    };
+    if !wanted || request.uri().path().starts_with(CHALLENGE_PATH) {
         return None;
     }
     let path = request

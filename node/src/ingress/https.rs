@@ -1,21 +1,27 @@
-//! The edge's HTTPS listener: reads the ClientHello (rustls' acceptor, with a deadline), then
-//! answers an ACME TLS-ALPN-01 check, refuses a name nobody publishes with the TLS alert
-//! `unrecognized_name`, or completes the handshake with the host's certificate (the CA's, or
-//! a self-signed stand-in until there is one) and serves HTTP/2 or HTTP/1.1 as ALPN chose,
-//! through the same proxy as plain HTTP.
+//! The edge's HTTPS listener: reads the ClientHello ([`super::hello`], with a deadline and a
+//! size cap), then forwards a passthrough host's bytes untouched to a member hosting it
+//! ([`super::passthrough`]), answers an ACME TLS-ALPN-01 check, refuses a name nobody
+//! publishes with the TLS alert `unrecognized_name`, or completes the handshake with the
+//! host's certificate (the CA's, or a self-signed stand-in until there is one) and serves
+//! HTTP/2 or HTTP/1.1 as ALPN chose, through the same proxy as plain HTTP.
+//!
+//! [`terminate`] is that last step on its own, which a member terminating a passthrough host
+//! runs too.
 
+use super::hello::{read_client_hello, Hello};
 use super::http::{serve_visitor, HttpSettings, Scheme};
 use super::idle::{Activity, Watched};
+use super::passthrough;
+use super::terminate::Terminator;
 use super::upstream::Upstreams;
 use crate::acme::{ChallengeResolver, ServeResolver, Served};
 use hearth_proto::route::RouteTls;
-use rustls::server::Acceptor;
 use rustls::ServerConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::StartHandshake;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -24,7 +30,7 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 /// A fatal `unrecognized_name` alert (RFC 6066 §3) in a TLS 1.2 record: what a visitor gets
 /// for a name no member publishes, instead of a certificate for a name it did not ask for.
-const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+pub const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +104,14 @@ impl EdgeTls {
     }
 }
 
-/// Accepts HTTPS visitors until `cancel` fires.
+/// Accepts HTTPS visitors until `cancel` fires. `terminator` serves the passthrough hosts
+/// this node hosts itself.
 pub async fn serve(
     listener: TcpListener,
     upstreams: Upstreams,
     settings: HttpSettings,
     tls: EdgeTls,
+    terminator: Terminator,
     cancel: CancellationToken,
 ) {
     let settings = Arc::new(settings);
@@ -114,6 +122,7 @@ pub async fn serve(
             upstreams.clone(),
             settings.clone(),
             tls.clone(),
+            terminator.clone(),
             cancel.clone(),
         ));
     })
@@ -122,6 +131,8 @@ pub async fn serve(
 
 /// What a ClientHello gets.
 enum Answer {
+    /// A passthrough host: its bytes go to a member hosting it.
+    Passthrough(String),
     /// A published host: the visitor configuration.
     Visitor,
     /// An ACME validation handshake for a name with a TLS-ALPN-01 answer.
@@ -134,58 +145,131 @@ fn choose(tls: &EdgeTls, upstreams: &Upstreams, name: Option<&str>, acme: bool) 
     let Some(name) = name else {
         return Answer::Refuse;
     };
+    let mode = upstreams.tls_of(name);
+    // A passthrough host's validations end on its members, like everything else for it.
+    if mode == Some(RouteTls::Passthrough) {
+        return Answer::Passthrough(name.to_string());
+    }
     if acme {
         return match tls.served.alpn01(name) {
             Some(_) => Answer::Challenge,
             None => Answer::Refuse,
         };
     }
-    match upstreams.tls_of(name) {
+    match mode {
         Some(RouteTls::Edge) => Answer::Visitor,
         _ => Answer::Refuse,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     upstreams: Upstreams,
     settings: Arc<HttpSettings>,
     tls: EdgeTls,
+    terminator: Terminator,
     cancel: CancellationToken,
 ) {
     let _ = tcp.set_nodelay(true);
     let Ok(local) = tcp.local_addr() else { return };
     let activity = Activity::default();
-    let io = Watched::new(tcp, activity.clone());
+    let mut io = Watched::new(tcp, activity.clone());
     // One deadline for the whole handshake, ClientHello included (slow handshakes are
     // slowloris too).
     let deadline = tokio::time::Instant::now() + settings.header_read_timeout;
-    let start =
-        match tokio::time::timeout_at(deadline, LazyConfigAcceptor::new(Acceptor::default(), io))
+    let hello = match read_client_hello(&mut io, Vec::new(), deadline).await {
+        Ok(hello) => hello,
+        Err(e) => return debug!(%peer, error = %e, "TLS ClientHello refused"),
+    };
+    let name = hello.server_name();
+    let acme = hello.offers(ACME_TLS_ALPN);
+    match choose(&tls, &upstreams, name.as_deref(), acme) {
+        Answer::Passthrough(host) => {
+            let visitor = passthrough::Visitor {
+                client: peer,
+                edge: local,
+                host,
+                deadline,
+                activity,
+            };
+            passthrough::forward(
+                io,
+                hello,
+                visitor,
+                &upstreams,
+                &terminator,
+                &settings,
+                &cancel,
+            )
             .await
-        {
-            Ok(Ok(start)) => start,
-            Ok(Err(e)) => return debug!(%peer, error = %e, "TLS ClientHello refused"),
-            Err(_) => return debug!(%peer, "no TLS ClientHello in time"),
-        };
-    let hello = start.client_hello();
-    let name = hello.server_name().map(|n| n.to_ascii_lowercase());
-    let acme = hello
-        .alpn()
-        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
-    let config = match choose(&tls, &upstreams, name.as_deref(), acme) {
-        Answer::Visitor => tls.visitors.clone(),
-        Answer::Challenge => tls.challenges.clone(),
+        }
         Answer::Refuse => {
             debug!(%peer, name = ?name, "TLS for a name nobody publishes: unrecognized_name");
-            let mut io = start.io;
-            let _ = io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
-            let _ = io.shutdown().await;
-            return;
+            refuse(io).await;
         }
+        Answer::Visitor | Answer::Challenge => {
+            let ends = Ends {
+                client: peer,
+                edge: local,
+                deadline,
+                activity,
+                only: None,
+            };
+            terminate(&tls, hello, io, ends, upstreams, settings, cancel).await
+        }
+    }
+}
+
+/// Sends the fatal `unrecognized_name` alert and closes.
+pub async fn refuse<IO: AsyncWrite + Unpin>(mut io: IO) {
+    let _ = io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+    let _ = io.shutdown().await;
+}
+
+/// Who a terminated connection is between, and its limits.
+#[derive(Debug, Clone)]
+pub struct Ends {
+    /// The visitor, as the edge saw it.
+    pub client: SocketAddr,
+    /// The edge address it reached.
+    pub edge: SocketAddr,
+    /// When the handshake must be done.
+    pub deadline: tokio::time::Instant,
+    /// The watch on the visitor's bytes, for the idle timeout.
+    pub activity: Activity,
+    /// When set, the only host requests may name (a member terminating one passthrough
+    /// host); others get 421.
+    pub only: Option<String>,
+}
+
+/// Completes the handshake `hello` began with `tls`' certificates (or its TLS-ALPN-01 answer)
+/// and serves the visitor's requests through `upstreams`.
+pub async fn terminate<IO>(
+    tls: &EdgeTls,
+    hello: Hello,
+    io: IO,
+    ends: Ends,
+    upstreams: Upstreams,
+    settings: Arc<HttpSettings>,
+    cancel: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = ends.client;
+    let acme = hello.offers(ACME_TLS_ALPN);
+    let name = hello.server_name();
+    let config = match (acme, name.as_deref()) {
+        (true, Some(name)) if tls.served.alpn01(name).is_some() => tls.challenges.clone(),
+        (true, _) => {
+            debug!(%peer, name = ?name, "TLS-ALPN-01 handshake for a name without an answer");
+            return refuse(io).await;
+        }
+        (false, _) => tls.visitors.clone(),
     };
-    let stream = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+    let start = StartHandshake::from_parts(hello.accepted, io);
+    let stream = match tokio::time::timeout_at(ends.deadline, start.into_stream(config)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => return debug!(%peer, "TLS handshake not finished in time"),
@@ -200,9 +284,12 @@ async fn connection(
     serve_visitor(
         stream,
         peer,
-        local,
-        Scheme::Https { h2 },
-        activity,
+        ends.edge,
+        Scheme::Https {
+            h2,
+            only: ends.only,
+        },
+        ends.activity,
         upstreams,
         settings,
         cancel,

@@ -8,16 +8,20 @@
 
 mod actor;
 mod headers;
+pub mod hello;
 pub mod http;
 pub mod https;
 pub mod idle;
 mod pages;
+mod passthrough;
 mod tcp;
+pub mod terminate;
 pub mod upstream;
 
 pub use actor::{DnsSettings, IngressActor, IngressSettings};
 pub use http::HttpSettings;
 pub use https::EdgeTls;
+pub use terminate::Terminator;
 pub use upstream::Upstreams;
 
 use std::net::SocketAddr;

@@ -79,7 +79,25 @@ pub fn redirect(location: &str) -> Response<ProxyBody> {
     response
 }
 
-/// 400 for a request without a usable Host.
+/// 421: a request for another host on a connection terminated for one host.
+pub fn misdirected(host: &str) -> Response<ProxyBody> {
+    page(
+        StatusCode::MISDIRECTED_REQUEST,
+        "Misdirected request",
+        &format!("This connection serves another host; open a new connection for {host}."),
+    )
+}
+
+/// 404: nothing here (a forwarded ACME request with a token this member does not serve).
+pub fn not_found() -> Response<ProxyBody> {
+    page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing at this address.",
+    )
+}
+
+/// 400: the request names no host.
 pub fn no_host() -> Response<ProxyBody> {
     page(
         StatusCode::BAD_REQUEST,

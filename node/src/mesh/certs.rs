@@ -28,7 +28,8 @@ impl MeshActor {
         let name_of = |node: &NodeId| self.display_name(node, infos.get(node));
         let now = now_ms();
         let plan = view.cert_plan();
-        let hosts = view.https_hosts();
+        let mut hosts = view.https_hosts();
+        hosts.extend(view.passthrough_hosts());
         let mut names: BTreeSet<String> = plan.keys().cloned().collect();
         names.extend(view.certs.certs.keys().cloned());
         let mut rows: Vec<CertRowV1> = names
@@ -39,15 +40,25 @@ impl MeshActor {
                     .cloned()
                     .or_else(|| view.certs.certs.get(&name).map(|c| c.names.clone()))
                     .unwrap_or_default();
+                // A passthrough host has its own certificate, whatever wildcard covers it.
+                let passthrough = view.is_passthrough_cert(&name);
                 let served: Vec<String> = hosts
                     .iter()
-                    .filter(|h| carried.iter().any(|n| cert::name_covers(n, h)))
+                    .filter(|h| {
+                        if passthrough {
+                            **h == name
+                        } else {
+                            !view.is_passthrough_cert(h)
+                                && carried.iter().any(|n| cert::name_covers(n, h))
+                        }
+                    })
                     .cloned()
                     .collect();
                 row(&view, &name, carried, served, now, &name_of)
             })
             .collect();
         for (host, why) in view.uncertifiable() {
+            let mode = view.tls_of(&host).unwrap_or_default();
             rows.push(CertRowV1 {
                 name: host.clone(),
                 names: Vec::new(),
@@ -62,6 +73,7 @@ impl MeshActor {
                 holders: Vec::new(),
                 directory: String::new(),
                 challenges: Vec::new(),
+                mode,
             });
         }
         CertsV1 {
@@ -110,7 +122,7 @@ impl MeshActor {
         }
         self.write(Body::CertRequest(request))?;
         let infos = self.member_infos();
-        let issuer = cert::issuer_of(&name, &view.issuing_edges())
+        let issuer = cert::issuer_of(&name, &view.cert_issuers(&name))
             .map(|node| self.display_name(&node, infos.get(&node)));
         Ok(ResponseV1::CertRequested {
             name,
@@ -139,17 +151,18 @@ fn row(
     let stored = view.certs.certs.get(name);
     let (_, order) = split(view, name);
     let state = cert::state(stored, order, now);
-    let issuing = view.issuing_edges();
+    let issuing = view.cert_issuers(name);
     let issuer = match (order, stored) {
         (Some(o), _) if o.in_flight() => Some(o.issuer),
         (_, Some(c)) if state != CertState::Failed => Some(c.issuer),
         (Some(o), _) => Some(o.issuer),
         _ => cert::issuer_of(name, &issuing),
     };
-    let edges: BTreeSet<NodeId> = view.edges.keys().copied().collect();
+    // Every current member that can open the key: where it lives (a former edge keeps its
+    // box until `hearthctl certs rotate`).
     let holders = stored
         .map(|c| {
-            cert::holders(&c.key, &edges)
+            cert::holders(&c.key, &view.members)
                 .iter()
                 .map(name_of)
                 .collect::<Vec<_>>()
@@ -175,6 +188,11 @@ fn row(
         challenges: order
             .map(|o| o.challenges.iter().map(challenge_label).collect())
             .unwrap_or_default(),
+        mode: if view.is_passthrough_cert(name) {
+            hearth_proto::route::RouteTls::Passthrough
+        } else {
+            hearth_proto::route::RouteTls::Edge
+        },
     }
 }
 
@@ -203,12 +221,18 @@ fn detail(
     let stage = |o: &AcmeOrder| -> String {
         match o.stage {
             OrderStage::Placed => {
-                let acked = acked_edges(view, name, o);
+                let servers = view.answer_servers(name, &o.challenges);
+                let acked = acked_by(view, name, o, &servers);
+                let who = if view.is_passthrough_cert(name) {
+                    "members"
+                } else {
+                    "edges"
+                };
                 format!(
-                    "order placed by {}; {} of {} edges serve the challenge answers",
+                    "order placed by {}; {} of {} {who} serve the challenge answers",
                     name_of(&o.issuer),
                     acked,
-                    view.edges.len()
+                    servers.len()
                 )
             }
             OrderStage::Validating => format!("the CA is validating ({})", name_of(&o.issuer)),
@@ -219,6 +243,9 @@ fn detail(
     match state {
         CertState::Pending => match order.filter(|o| o.in_flight()) {
             Some(o) => format!("{}; {self_signed}", stage(o)),
+            None if issuing.is_empty() && view.is_passthrough_cert(name) => format!(
+                "no member hosting this passthrough host may order certificates (set [acme] accept_terms = true on it); {self_signed}"
+            ),
             None if issuing.is_empty() => format!(
                 "no elected edge may order certificates (set [acme] accept_terms = true on the edges); {self_signed}"
             ),
@@ -253,12 +280,12 @@ fn detail(
     }
 }
 
-/// How many elected edges acknowledged serving `order`'s challenge answers.
-pub(crate) fn acked_edges(view: &MeshView, name: &str, order: &AcmeOrder) -> usize {
+/// How many of `servers` acknowledged serving `order`'s challenge answers.
+fn acked_by(view: &MeshView, name: &str, order: &AcmeOrder, servers: &BTreeSet<NodeId>) -> usize {
     let digest = order.challenges_digest();
     let acks: Option<&BTreeMap<NodeId, [u8; 32]>> = view.certs.acks.get(name);
-    view.edges
-        .keys()
+    servers
+        .iter()
         .filter(|e| acks.and_then(|a| a.get(e)) == Some(&digest))
         .count()
 }

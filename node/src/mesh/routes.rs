@@ -35,16 +35,17 @@ impl MeshActor {
         tls: RouteTls,
     ) -> Result<ResponseV1, ApiError> {
         Self::check_spec(&spec)?;
-        if proxy_protocol && !matches!(spec, RouteSpec::Tcp { .. }) {
+        if proxy_protocol && !matches!(spec, RouteSpec::Tcp { .. }) && tls != RouteTls::Passthrough
+        {
             return Err(ApiError::new(
                 ApiErrorKind::BadRequest,
-                "the PROXY protocol header is for TCP routes; HTTP routes get X-Forwarded-For and Forwarded headers instead",
+                "the PROXY protocol header is for TCP routes and for `--tls passthrough` routes whose target terminates TLS itself; HTTP routes get X-Forwarded-For and Forwarded headers instead",
             ));
         }
         if tls != RouteTls::Edge && !matches!(spec, RouteSpec::Http { .. }) {
             return Err(ApiError::new(
                 ApiErrorKind::BadRequest,
-                "--http-only is for HTTP routes; a TCP route carries whatever its target speaks",
+                "--http-only and --tls are for HTTP routes; a TCP route carries whatever its target speaks",
             ));
         }
         let target = parse_target(target)

@@ -176,6 +176,11 @@ mod tests {
             &labels(&[(HTTP_HOST, "a.example.com"), (HTTP_TLS, "off")]),
         );
         assert_eq!(routes[0].tls, RouteTls::Off);
+        let (routes, _) = from_labels(
+            "blind",
+            &labels(&[(HTTP_HOST, "a.example.com"), (HTTP_TLS, "passthrough")]),
+        );
+        assert_eq!(routes[0].tls, RouteTls::Passthrough);
         let (routes, problems) = from_labels(
             "http",
             &labels(&[(HTTP_HOST, "a.example.com"), (HTTP_TLS, "maybe")]),

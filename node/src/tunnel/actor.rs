@@ -97,6 +97,7 @@ impl TunnelActor {
         tunnels: Tunnels,
         status: DataPlaneStatus,
         settings: &TunnelSettings,
+        terminator: crate::ingress::Terminator,
     ) -> Result<Self, TunnelError> {
         let credentials = Credentials::new(key)?;
         let transport = settings.transport();
@@ -118,6 +119,7 @@ impl TunnelActor {
             view: view.clone(),
             connect_timeout: settings.connect_timeout,
             status: status.clone(),
+            terminator,
         });
         Ok(Self {
             me: key.id(),

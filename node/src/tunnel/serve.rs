@@ -1,9 +1,12 @@
 //! The hosting member's side of a stream: read the edge's header, connect this node's own
-//! target for that route, answer, then splice both ways.
+//! target for that route, answer, then splice both ways. A passthrough route whose TLS ends
+//! on this member goes to the [`Terminator`] instead.
 
 use super::frame::{read_frame, write_frame};
 use super::target;
+use crate::ingress::Terminator;
 use crate::view::{DataPlaneStatus, ViewRx};
+use hearth_proto::route::{RouteSpec, RouteTls};
 use hearth_proto::tunnel::{StreamHeader, StreamReply, StreamReplyV1};
 use hearth_proto::NodeId;
 use std::time::Duration;
@@ -16,6 +19,8 @@ pub(super) struct ServeContext {
     pub(super) view: ViewRx,
     pub(super) connect_timeout: Duration,
     pub(super) status: DataPlaneStatus,
+    /// Ends the TLS of passthrough hosts this member serves.
+    pub(super) terminator: Terminator,
 }
 
 /// How long an opened stream may take to send its header.
@@ -49,6 +54,23 @@ pub(super) async fn serve_stream(
         let _ = send.finish();
         return;
     };
+    if let (RouteTls::Passthrough, false, RouteSpec::Http { host }) =
+        (route.tls, route.proxy_protocol, &header.spec)
+    {
+        // TLS ends here: the terminator speaks to the target per request.
+        if write_frame(&mut send, &StreamReply::V1(StreamReplyV1::Connected))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _open = ctx.status.stream_opened();
+        let tunnel = tokio::io::join(recv, send);
+        ctx.terminator
+            .serve_stream(tunnel, header.client, header.edge, host.clone())
+            .await;
+        return;
+    }
     let proxy = route.proxy_protocol.then_some((header.client, header.edge));
     let mut tcp = match target::connect(&route.target, ctx.connect_timeout, proxy).await {
         Ok(tcp) => tcp,

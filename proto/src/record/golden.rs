@@ -54,6 +54,7 @@ fn bodies() -> Vec<(&'static str, Body)> {
                 id: "https://ca/acct/1".into(),
                 credentials: sealed(),
                 contact: vec!["mailto:a@z.test".into()],
+                scope: "a.z.test".into(),
             }),
         ),
         (
@@ -125,7 +126,7 @@ fn bodies() -> Vec<(&'static str, Body)> {
 /// The pinned encodings, as hex.
 const GOLDEN: [(&str, &str); 6] = [
     ("cert", "02082a2e7a2e74657374067a2e7465737401023001018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c02e0e003c0c0c001020230618139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940e68747470733a2f2f63612f646972030103010405060703612e62"),
-    ("acme_account", "0e68747470733a2f2f63612f6469721168747470733a2f2f63612f616363742f31018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c02e0e003c0c0c0010f6d61696c746f3a61407a2e74657374"),
+    ("acme_account", "0e68747470733a2f2f63612f6469721168747470733a2f2f63612f616363742f31018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c02e0e003c0c0c0010f6d61696c746f3a61407a2e7465737408612e7a2e74657374"),
     ("acme_order", "0108612e7a2e746573740e68747470733a2f2f63612f6469721168747470733a2f2f63612f616363742f311268747470733a2f2f63612f6f726465722f318139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940101030008612e7a2e74657374017403742e6b0108612e7a2e7465737401d10208612e7a2e74657374017601018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c02e0e003c0c0c0080101016b016409"),
     ("challenge_ack", "08612e7a2e74657374abababababababababababababababababababababababababababababababab"),
     ("cert_request", "08612e7a2e74657374010a"),
@@ -153,6 +154,25 @@ fn a_route_from_before_tls_reads_as_edge_tls() {
         Body::Route(route) => assert_eq!(route.tls, RouteTls::Edge),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn an_account_from_before_scope_reads_as_the_edges_account_and_passthrough_is_index_2() {
+    let (_, golden) = GOLDEN[1];
+    let mut old = hex::decode(golden).unwrap();
+    // Cut `scope` ("a.z.test": a length byte and 8 bytes) off.
+    old.truncate(old.len() - 9);
+    match Body::decode(Kind::AcmeAccount, &old).unwrap() {
+        Body::AcmeAccount(account) => {
+            assert_eq!(account.scope, "");
+            let body = Body::AcmeAccount(account);
+            assert_eq!(body.key(&node(1)), "https://ca/dir");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, body) = &bodies()[1];
+    assert_eq!(body.key(&node(1)), "https://ca/dir#a.z.test");
+    assert_eq!(postcard::to_stdvec(&RouteTls::Passthrough).unwrap(), [2]);
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! by side, from the same client host: direct (a DNAT port forward on the home router), Hearth
 //! (edge HTTP ingress → quinn tunnel → home node), the seed stack (Caddy on the VPS through a
 //! wireguard-go tunnel) and rathole (TCP and noise transports); and over HTTPS, Hearth's edge
-//! (:443) and the seed stack's Caddy with `tls internal`. Writes its section of
-//! docs/benchmarks.md.
+//! (:443) terminating TLS, the same edge passing TLS through to the home node (a second name,
+//! published with TLS passthrough), and the seed stack's Caddy with `tls internal`. Writes its
+//! section of docs/benchmarks.md.
 //!
 //! Everything runs inside the lab's namespaces on 198.18.0.0/15 and loopback; every load is
 //! bounded in time; every process and namespace is removed when the run ends, fails or is
@@ -25,7 +26,7 @@ use crate::procs::Binaries;
 use anyhow::{anyhow, bail, Context, Result};
 use daemon::Daemon;
 use measure::{rss_by_host, wait_ok, Target};
-use report::{Column, Rss, TlsColumn};
+use report::{Column, Rss, TlsColumn, TlsKind};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,9 +57,15 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
     let mesh = LabMesh::start_on(lab, &bins, &["vps", "home"]).await?;
     let host = |name: &str| mesh.lab.host(name).cloned();
     let (vps, home, client) = (host("vps")?, host("home")?, host("client")?);
-    // The published name resolves to the VPS on the client host (wrk takes SNI from the URL);
+    // The published names resolve to the VPS on the client host (wrk takes SNI from the URL);
     // removed when this returns, fails or is interrupted.
-    let _hosts = tls::NetnsHosts::write(&client.ns, &[(hearth::ROUTE_HOST, vps.addr)])?;
+    let _hosts = tls::NetnsHosts::write(
+        &client.ns,
+        &[
+            (hearth::ROUTE_HOST, vps.addr),
+            (hearth::PASSTHROUGH_HOST, vps.addr),
+        ],
+    )?;
     let backend = nginx::start(&home, dir.path()).await?;
 
     let forwarded = mesh.lab.forward_port("home", nginx::PORT)?;
@@ -94,8 +101,12 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
     )
     .await?;
 
-    // HTTPS: Hearth's only if its HTTP path is up; either may fail without stopping the run.
-    let tls_endpoints = [hearth::tls_endpoint(&vps), seed::tls_endpoint(&vps)];
+    // HTTPS: Hearth's only if its HTTP path is up; any may fail without stopping the run.
+    let tls_endpoints = [
+        hearth::tls_endpoint(&vps),
+        hearth::passthrough_endpoint(&vps),
+        seed::tls_endpoint(&vps),
+    ];
     let hearth_tls_ready = match &hearth_ready {
         Ok(()) => wait_ok(
             &client,
@@ -107,18 +118,26 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
         .context("HTTPS through the edge"),
         Err(e) => Err(anyhow!("the Hearth path is not up: {e:#}")),
     };
+    let passthrough_ready = match &hearth_ready {
+        Ok(()) => hearth::publish_passthrough(&mesh, &client).await,
+        Err(e) => Err(anyhow!("the Hearth path is not up: {e:#}")),
+    };
+    if let Err(e) = &passthrough_ready {
+        eprintln!("hearth passthrough path not ready: {e:#}");
+    }
     let seed_tls_ready = wait_ok(
         &client,
-        &tls_endpoints[1].target(),
+        &tls_endpoints[2].target(),
         nginx::SMALL,
         Duration::from_secs(20),
     )
     .await
     .context("Caddy's HTTPS");
     let mut sessions = Vec::new();
-    for (endpoint, ready) in tls_endpoints
-        .iter()
-        .zip([&hearth_tls_ready, &seed_tls_ready])
+    for (endpoint, ready) in
+        tls_endpoints
+            .iter()
+            .zip([&hearth_tls_ready, &passthrough_ready, &seed_tls_ready])
     {
         sessions.push(match ready {
             Ok(()) => tls::session(&client, endpoint, dir.path()).await,
@@ -162,27 +181,36 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
         ),
     ];
     let groups: Vec<Vec<(String, u32)>> = paths[1..].iter().map(|(_, _, p)| p.clone()).collect();
-    // The same stacks over HTTPS: name, endpoint, the index of the plain-HTTP path, readiness.
+    // The same stacks over HTTPS: name, kind, the index of the plain-HTTP path (whose
+    // processes are counted), readiness; in the order of `tls_endpoints`.
     let tls_paths = [
         (
-            "Hearth HTTPS (edge :443 → quinn tunnel)",
+            "Hearth HTTPS, edge-terminated (edge :443 → quinn tunnel)",
+            TlsKind::Edge,
             1,
             hearth_tls_ready,
         ),
         (
+            "Hearth HTTPS passthrough (edge :443 splices → quinn tunnel → home terminates)",
+            TlsKind::Passthrough,
+            1,
+            passthrough_ready,
+        ),
+        (
             "Caddy + wireguard-go, HTTPS (seed, :8443)",
+            TlsKind::Seed,
             2,
             seed_tls_ready,
         ),
     ];
-    let tls_names: Vec<(&'static str, usize)> = tls_paths
+    let tls_names: Vec<(&'static str, TlsKind, usize)> = tls_paths
         .iter()
-        .map(|(name, http, _)| (*name, *http))
+        .map(|(name, kind, http, _)| (*name, *kind, *http))
         .collect();
     let tls_to_measure = tls_paths
         .into_iter()
         .zip(&tls_endpoints)
-        .map(|((_, http, ready), endpoint)| {
+        .map(|((_, _, http, ready), endpoint)| {
             let path = rounds::Path {
                 target: endpoint.target(),
                 pids: groups[http - 1].clone(),
@@ -209,7 +237,9 @@ async fn bench(tools: &install::Tools, versions: &str, out: &Path) -> Result<()>
     let tls_columns: Vec<TlsColumn> = tls_names
         .into_iter()
         .zip(tls_results.into_iter().zip(sessions))
-        .map(|((name, http), (result, session))| TlsColumn::new(name, result, session, http))
+        .map(|((name, kind, http), (result, session))| {
+            TlsColumn::new(name, kind, result, session, http)
+        })
         .collect();
     // Let connections close and buffers drain before reading idle memory again.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -67,12 +67,25 @@ pub struct TlsMeasured {
     pub cpu_us_per_handshake: Vec<(String, f64)>,
 }
 
+/// Which HTTPS path a column is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsKind {
+    /// Hearth, TLS terminated at the edge.
+    Edge,
+    /// Hearth, TLS passed through the edge and terminated by the hosting member.
+    Passthrough,
+    /// The seed stack: Caddy terminating TLS on the VPS, then wireguard-go.
+    Seed,
+}
+
 /// One HTTPS path: its name, what it measured, the TLS it negotiates, and which HTTP column
 /// is the same stack without TLS.
 #[derive(Debug)]
 pub struct TlsColumn {
     /// Column heading.
     pub name: &'static str,
+    /// Which path it is.
+    pub kind: TlsKind,
     /// The measurements, or the error that stopped them.
     pub result: Result<TlsMeasured, String>,
     /// Version, cipher and resumption as OpenSSL's client sees them, or why unknown.
@@ -85,12 +98,14 @@ impl TlsColumn {
     /// A column from a measurement.
     pub fn new(
         name: &'static str,
+        kind: TlsKind,
         result: anyhow::Result<TlsMeasured>,
         session: anyhow::Result<Session>,
         http: usize,
     ) -> Self {
         Self {
             name,
+            kind,
             result: result.map_err(|e| format!("{e:#}")),
             session: session.map_err(|e| format!("{e:#}")),
             http,
@@ -111,14 +126,30 @@ const MAX_P99_MS: f64 = 5.0;
 const MIN_DOWNLOAD_VS_SEED: f64 = 10.0;
 const MAX_RSS_MB: f64 = 30.0;
 
-/// HTTPS column positions: Hearth, then the seed stack.
-pub const TLS_HEARTH: usize = 0;
-pub const TLS_SEED: usize = 1;
-
 /// Targets for Hearth's HTTPS path.
 const MIN_TLS_RPS_VS_SEED: f64 = 2.5;
 const MIN_HANDSHAKES_VS_SEED: f64 = 1.0;
 const MAX_TLS_P99_MS: f64 = 5.0;
+
+/// Target for passthrough: the edge's CPU per keep-alive request at most this share of the
+/// edge's CPU per keep-alive request when it terminates TLS itself.
+const MAX_PASSTHROUGH_EDGE_CPU_VS_EDGE: f64 = 0.5;
+
+/// The hosts whose processes' CPU is counted: the public edge and the hosting member.
+const EDGE_HOST: &str = "vps";
+const MEMBER_HOST: &str = "home";
+
+/// What the HTTPS column of `kind` measured, if it did.
+fn measured(tls: &[TlsColumn], kind: TlsKind) -> Option<&TlsMeasured> {
+    tls.iter()
+        .find(|c| c.kind == kind)
+        .and_then(|c| c.result.as_ref().ok())
+}
+
+/// The CPU figure of `host` in a per-host list.
+fn host_cpu(hosts: &[(String, f64)], host: &str) -> Option<f64> {
+    hosts.iter().find(|(h, _)| h == host).map(|(_, v)| *v)
+}
 
 fn thousands(n: f64) -> String {
     let digits = format!("{:.0}", n.max(0.0));
@@ -361,28 +392,36 @@ pub fn targets(columns: &[Column]) -> String {
     lines.join("\n")
 }
 
-/// A row of the HTTPS table: each column's value, and for the others their ratio to the seed
-/// stack's.
+/// A row of the HTTPS table: each column's value, for Hearth's its ratio to the seed stack's,
+/// and for passthrough first its ratio to edge-terminated HTTPS ("edge TLS").
 fn tls_row(
     tls: &[TlsColumn],
     label: &str,
     value: impl Fn(&TlsMeasured) -> f64,
     show: impl Fn(f64) -> String,
 ) -> String {
-    let seed = tls
-        .get(TLS_SEED)
-        .and_then(|c| c.result.as_ref().ok())
-        .map(&value);
+    let seed = measured(tls, TlsKind::Seed).map(&value);
+    let edge = measured(tls, TlsKind::Edge).map(&value);
     let mut line = format!("| {label} |");
-    for (i, column) in tls.iter().enumerate() {
+    for column in tls {
         let cell = match &column.result {
             Ok(m) => {
                 let v = value(m);
-                match seed {
-                    Some(s) if i != TLS_SEED && s > 0.0 => {
-                        format!("{} ({:.2}× seed)", show(v), v / s)
+                let mut ratios = Vec::new();
+                if let (TlsKind::Passthrough, Some(e)) = (column.kind, edge) {
+                    if e > 0.0 {
+                        ratios.push(format!("{:.2}× edge TLS", v / e));
                     }
-                    _ => show(v),
+                }
+                if let (TlsKind::Edge | TlsKind::Passthrough, Some(s)) = (column.kind, seed) {
+                    if s > 0.0 {
+                        ratios.push(format!("{:.2}× seed", v / s));
+                    }
+                }
+                if ratios.is_empty() {
+                    show(v)
+                } else {
+                    format!("{} ({})", show(v), ratios.join(", "))
                 }
             }
             Err(_) => "failed".into(),
@@ -390,6 +429,27 @@ fn tls_row(
         let _ = write!(line, " {cell} |");
     }
     line
+}
+
+/// A row of one host's CPU per request (`pick` chooses keep-alive or handshake), each column's
+/// against edge-terminated HTTPS's on the same host ("edge TLS").
+fn tls_host_cpu_row(
+    tls: &[TlsColumn],
+    label: &str,
+    host: &str,
+    pick: impl Fn(&TlsMeasured) -> &[(String, f64)],
+) -> String {
+    let value = |m: &TlsMeasured| host_cpu(pick(m), host);
+    let edge = measured(tls, TlsKind::Edge).and_then(value);
+    tls_cells(tls, label, |c| {
+        let v = value(c.result.as_ref().ok()?)?;
+        Some(match edge {
+            Some(e) if c.kind != TlsKind::Edge && e > 0.0 => {
+                format!("{v:.0} µs ({:.2}× edge TLS)", v / e)
+            }
+            _ => format!("{v:.0} µs"),
+        })
+    })
 }
 
 /// A row with one cell per HTTPS column made by `cell` (`—` where it has nothing).
@@ -483,6 +543,27 @@ pub fn tls_table(tls: &[TlsColumn], http: &[Column]) -> String {
             "CPU per handshake (`Connection: close` request)",
             |c| cpu_cell(&c.result.as_ref().ok()?.cpu_us_per_handshake, "µs"),
         ),
+        tls_host_cpu_row(
+            tls,
+            "edge's (vps) CPU per keep-alive request",
+            EDGE_HOST,
+            |m| &m.cpu_us_per_request,
+        ),
+        tls_host_cpu_row(
+            tls,
+            "hosting member's (home) CPU per keep-alive request",
+            MEMBER_HOST,
+            |m| &m.cpu_us_per_request,
+        ),
+        tls_host_cpu_row(tls, "edge's (vps) CPU per handshake", EDGE_HOST, |m| {
+            &m.cpu_us_per_handshake
+        }),
+        tls_host_cpu_row(
+            tls,
+            "hosting member's (home) CPU per handshake",
+            MEMBER_HOST,
+            |m| &m.cpu_us_per_handshake,
+        ),
         tls_cells(tls, "TLS with OpenSSL's defaults (`s_client`)", |c| {
             Some(match &c.session {
                 Ok(s) => format!(
@@ -519,7 +600,11 @@ fn ratio_verdict(what: &str, ours: f64, theirs: f64, goal: f64, unit: &str) -> S
 
 /// The verdict on every HTTPS target, one line each.
 pub fn tls_targets(tls: &[TlsColumn]) -> String {
-    let hearth = match tls.get(TLS_HEARTH).map(|c| &c.result) {
+    let hearth = match tls
+        .iter()
+        .find(|c| c.kind == TlsKind::Edge)
+        .map(|c| &c.result)
+    {
         Some(Ok(m)) => m,
         Some(Err(e)) => {
             return format!(
@@ -529,7 +614,7 @@ pub fn tls_targets(tls: &[TlsColumn]) -> String {
         }
         None => return "No HTTPS target met: Hearth's HTTPS path was not measured.".into(),
     };
-    let seed = tls.get(TLS_SEED).and_then(|c| c.result.as_ref().ok());
+    let seed = measured(tls, TlsKind::Seed);
     let na = |what: &str| format!("- {what}: not measured (the seed stack's HTTPS failed).");
     let mut lines = Vec::new();
     let what =
@@ -574,6 +659,83 @@ pub fn tls_targets(tls: &[TlsColumn]) -> String {
     lines.join("\n")
 }
 
+/// The verdict on the passthrough target, and where the CPU went instead.
+pub fn passthrough_target(tls: &[TlsColumn]) -> String {
+    let what = "passthrough costs the edge at most half the CPU per request of edge termination";
+    let failed = |kind: TlsKind| {
+        tls.iter()
+            .find(|c| c.kind == kind)
+            .map(|c| match &c.result {
+                Ok(_) => String::new(),
+                Err(e) => format!(": {}", e.lines().next().unwrap_or_default()),
+            })
+            .unwrap_or_default()
+    };
+    let (Some(pass), Some(edge)) = (
+        measured(tls, TlsKind::Passthrough),
+        measured(tls, TlsKind::Edge),
+    ) else {
+        return format!(
+            "- {what}: not measured (passthrough{}; edge-terminated{}).",
+            failed(TlsKind::Passthrough),
+            failed(TlsKind::Edge)
+        );
+    };
+    let cpu = |m: &TlsMeasured, host: &str, handshake: bool| {
+        let hosts = if handshake {
+            &m.cpu_us_per_handshake
+        } else {
+            &m.cpu_us_per_request
+        };
+        host_cpu(hosts, host)
+    };
+    let (Some(ours), Some(theirs)) = (cpu(pass, EDGE_HOST, false), cpu(edge, EDGE_HOST, false))
+    else {
+        return format!("- {what}: not measured (no CPU figures for the edge, {EDGE_HOST}).");
+    };
+    if theirs <= 0.0 {
+        return format!("- {what}: not measured (no CPU counted for edge termination).");
+    }
+    let line = verdict(
+        what,
+        ours / theirs,
+        MAX_PASSTHROUGH_EDGE_CPU_VS_EDGE,
+        false,
+        "×",
+    );
+    let mut text = format!(
+        "{}: the edge ({EDGE_HOST}) spent {ours:.0} µs of CPU per keep-alive request passing \
+         TLS through against {theirs:.0} µs terminating it.",
+        line.trim_end_matches('.')
+    );
+    let pair = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(format!("{a:.0} against {b:.0} µs ({:.2}×)", a / b)),
+        _ => None,
+    };
+    if let Some(p) = pair(cpu(pass, EDGE_HOST, true), cpu(edge, EDGE_HOST, true)) {
+        let _ = write!(text, " Per handshake (`Connection: close` request): {p}.");
+    }
+    let member = [
+        pair(cpu(pass, MEMBER_HOST, false), cpu(edge, MEMBER_HOST, false))
+            .map(|p| format!("{p} per keep-alive request")),
+        pair(cpu(pass, MEMBER_HOST, true), cpu(edge, MEMBER_HOST, true))
+            .map(|p| format!("{p} per handshake")),
+    ];
+    let member: Vec<String> = member.into_iter().flatten().collect();
+    if !member.is_empty() {
+        let _ = write!(
+            text,
+            " The work moved to the hosting member ({MEMBER_HOST}): {}.",
+            member.join(", ")
+        );
+    }
+    let total = |m: &TlsMeasured| m.cpu_us_per_request.iter().map(|(_, v)| v).sum::<f64>();
+    if let Some(p) = pair(Some(total(pass)), Some(total(edge))) {
+        let _ = write!(text, " Both nodes together: {p} per keep-alive request.");
+    }
+    text
+}
+
 /// The HTTPS part of the section.
 fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
     let mut failures = String::new();
@@ -592,26 +754,37 @@ fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
     }
     format!(
         "### HTTPS\n\n\
-         The same lab and run, two more paths to the same nginx and 1 KiB file, measured in the \
-         same rounds (each round runs every HTTP path above, then every HTTPS path):\n\n\
-         - **Hearth HTTPS**: the VPS node's HTTPS ingress (:443), TLS by rustls, then the same \
-           quinn tunnel. No ACME CA is configured in the lab, so the edge answers with its \
-           self-signed stand-in certificate for the published name (ECDSA P-256).\n\
+         The same lab and run, three more paths to the same nginx and 1 KiB file, measured in \
+         the same rounds (each round runs every HTTP path above, then every HTTPS path):\n\n\
+         - **Hearth HTTPS, edge-terminated**: the VPS node's HTTPS ingress (:443), TLS by \
+           rustls, then the same quinn tunnel. No ACME CA is configured in the lab, so the edge \
+           answers with its self-signed stand-in certificate for the published name (ECDSA \
+           P-256).\n\
+         - **Hearth HTTPS passthrough**: a second name for the same nginx target, published on \
+           the home node with `tls: passthrough` (`hearthctl publish HOST --to ADDR:PORT --tls \
+           passthrough`). The edge's :443 reads only the ClientHello's SNI and splices the raw \
+           TLS bytes through the same quinn tunnel; the home node terminates TLS (rustls, its \
+           own self-signed stand-in certificate for the name, no CA being configured) and \
+           proxies to nginx.\n\
          - **Caddy + wireguard-go, HTTPS** (seed): the same Caddy process on :8443, a site for \
            the same name with `tls internal` (Caddy's own CA, ECDSA P-256 leaf; global \
            `admin off`, `auto_https disable_redirects`, `skip_install_trust`), then the same \
            wireguard-go tunnel.\n\n\
-         The client host resolves the published name to the VPS through \
+         The client host resolves the published names to the VPS through \
          `/etc/netns/<client>/hosts` (which `ip netns exec` mounts over `/etc/hosts`), so wrk \
-         sends it as SNI and Host; wrk checks no certificate and offers no ALPN, so both speak \
+         sends each as SNI and Host; wrk checks no certificate and offers no ALPN, so all speak \
          HTTP/1.1 over TLS. Each path gets a 2 s keep-alive warm-up; per round, `wrk -t1 -c32 \
          -d{WRK_SECS}s --latency` keep-alive, the same with `-H \"Connection: close\"` (a new \
          TCP connection and TLS handshake per request: handshakes/s is its requests/s), then \
          {HANDSHAKES} new connections one after the other from one `curl --no-sessionid` \
          (full handshakes, none resumed), each timed from TCP connected to TLS done, on the \
          otherwise idle path (curl's first connection, which also loads its CA store, is not \
-         counted; curl's own per-connection TLS setup is, alike for both). Medians over the {ROUNDS} rounds; CPU as above. Ratios are to the \
-         seed stack's HTTPS.\n\n\
+         counted; curl's own per-connection TLS setup is, alike for all). Medians over the \
+         {ROUNDS} rounds; CPU as above (both Hearth paths count the same two `hearthd`: the \
+         edge on the VPS and the hosting member at home), also shown per host. Ratios are to \
+         the seed stack's HTTPS (\"seed\") and, for passthrough, first to edge-terminated \
+         HTTPS (\"edge TLS\"); the per-host CPU rows compare every path with edge-terminated \
+         HTTPS on the same host.\n\n\
          Two things about wrk to read the new-connection rows by: it keeps a connection's TLS \
          session when it reconnects (`SSL_shutdown`, `SSL_clear`, then the next `SSL_connect` \
          offers that session), so against a server that resumes sessions (the TLS row) its \
@@ -620,9 +793,11 @@ fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
          new-connection latencies leave the handshake out. The curl row times full \
          handshakes.\n\n\
          {}{failures}\n\
-         Targets for Hearth's HTTPS:\n\n{}",
+         Targets for Hearth's HTTPS:\n\n{}\n\n\
+         Target for passthrough:\n\n{}",
         tls_table(tls, http),
         tls_targets(tls),
+        passthrough_target(tls),
     )
 }
 
@@ -692,11 +867,12 @@ pub fn render(columns: &[Column], tls: &[TlsColumn], versions: &str, load: &str)
 /// A short summary for the terminal.
 pub fn console(columns: &[Column], tls: &[TlsColumn]) -> String {
     format!(
-        "{}\n{}\n\n{}\n{}",
+        "{}\n{}\n\n{}\n{}\n{}",
         table(columns),
         targets(columns),
         tls_table(tls, columns),
-        tls_targets(tls)
+        tls_targets(tls),
+        passthrough_target(tls)
     )
 }
 
@@ -745,6 +921,14 @@ mod tests {
         assert!(table.contains("50 µs (vps 30, home 20)"), "{table}");
     }
 
+    fn kind_of(name: &str) -> TlsKind {
+        match name {
+            "seed" => TlsKind::Seed,
+            "passthrough" => TlsKind::Passthrough,
+            _ => TlsKind::Edge,
+        }
+    }
+
     fn tls_column(name: &'static str, rps: f64, handshakes: f64, p99_ms: f64) -> TlsColumn {
         let load = |rps: f64| Load {
             rps,
@@ -754,6 +938,7 @@ mod tests {
         };
         TlsColumn::new(
             name,
+            kind_of(name),
             Ok(TlsMeasured {
                 keep_alive: load(rps),
                 keep_alive_range: (rps - 100.0, rps + 100.0),
@@ -821,6 +1006,7 @@ mod tests {
         let tls = vec![
             TlsColumn::new(
                 "hearth",
+                TlsKind::Edge,
                 Err(anyhow::anyhow!("unrecognized name\nmore")),
                 Err(anyhow::anyhow!("no handshake")),
                 HEARTH,
@@ -835,6 +1021,7 @@ mod tests {
             tls_column("hearth", 6_000.0, 1_500.0, 4.0),
             TlsColumn::new(
                 "seed",
+                TlsKind::Seed,
                 Err(anyhow::anyhow!("caddy")),
                 Ok(Session {
                     version: "TLSv1.3".into(),
@@ -853,6 +1040,106 @@ mod tests {
             text.contains("p99 at most 5 ms: **met**, 4.00 ms (goal 5 ms)."),
             "{text}"
         );
+    }
+
+    /// A passthrough column whose edge and member spent `edge_us` and `member_us` per
+    /// keep-alive request and ten times that per handshake.
+    fn passthrough_column(rps: f64, edge_us: f64, member_us: f64) -> TlsColumn {
+        let mut column = tls_column("passthrough", rps, 1_000.0, 8.0);
+        if let Ok(m) = &mut column.result {
+            m.cpu_us_per_request = vec![("vps".into(), edge_us), ("home".into(), member_us)];
+            m.cpu_us_per_handshake = vec![
+                ("vps".into(), edge_us * 10.0),
+                ("home".into(), member_us * 10.0),
+            ];
+        }
+        column
+    }
+
+    #[test]
+    fn passthrough_is_compared_with_edge_termination_and_the_seed() {
+        let http = vec![
+            column("direct", 10_000.0, 1.0, 1000.0),
+            column("hearth", 8_000.0, 2.0, 500.0),
+            column("seed", 2_000.0, 9.0, 100.0),
+        ];
+        // Edge-terminated: vps 40, home 20 per request; per handshake vps 300 only.
+        let tls = vec![
+            tls_column("hearth", 6_000.0, 1_500.0, 6.0),
+            passthrough_column(7_500.0, 16.0, 50.0),
+            tls_column("seed", 2_000.0, 2_000.0, 12.0),
+        ];
+        let table = tls_table(&tls, &http);
+        assert!(
+            table.contains("| 6,000 (3.00× seed) | 7,500 (1.25× edge TLS, 3.75× seed) | 2,000 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| edge's (vps) CPU per keep-alive request | 40 µs | 16 µs (0.40× edge TLS) | \
+                 40 µs (1.00× edge TLS) |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| hosting member's (home) CPU per keep-alive request | 20 µs | \
+                 50 µs (2.50× edge TLS) | 20 µs (1.00× edge TLS) |"
+            ),
+            "{table}"
+        );
+        // No home figure per handshake for edge termination: no ratio, and — for the seed.
+        assert!(
+            table.contains("| hosting member's (home) CPU per handshake | — | 500 µs | — |"),
+            "{table}"
+        );
+        assert!(table.contains("| 66 µs (vps 16, home 50) |"), "{table}");
+        let text = passthrough_target(&tls);
+        assert!(
+            text.starts_with(
+                "- passthrough costs the edge at most half the CPU per request of edge \
+                 termination: **met**, 0.40× (goal 0.5×): the edge (vps) spent 16 µs of CPU per \
+                 keep-alive request passing TLS through against 40 µs terminating it. Per \
+                 handshake (`Connection: close` request): 160 against 300 µs (0.53×). The work \
+                 moved to the hosting member (home): 50 against 20 µs (2.50×) per keep-alive \
+                 request. Both nodes together: 66 against 60 µs (1.10×) per keep-alive request."
+            ),
+            "{text}"
+        );
+        let section = render(&http, &tls, "wrk 4.1.0", "0.50");
+        assert!(
+            section.contains("Target for passthrough:\n\n- passthrough"),
+            "{section}"
+        );
+    }
+
+    #[test]
+    fn passthrough_target_missed_or_not_measured() {
+        let missed = [
+            tls_column("hearth", 6_000.0, 1_500.0, 6.0),
+            passthrough_column(7_500.0, 30.0, 50.0),
+        ];
+        let text = passthrough_target(&missed);
+        assert!(
+            text.contains("**missed**, 0.75× (goal 0.5×, 50 % off): the edge (vps) spent 30 µs"),
+            "{text}"
+        );
+        let failed = [
+            tls_column("hearth", 6_000.0, 1_500.0, 6.0),
+            TlsColumn::new(
+                "passthrough",
+                TlsKind::Passthrough,
+                Err(anyhow::anyhow!("handshake failure\nmore")),
+                Err(anyhow::anyhow!("no handshake")),
+                HEARTH,
+            ),
+        ];
+        let text = passthrough_target(&failed);
+        assert!(
+            text.ends_with("not measured (passthrough: handshake failure; edge-terminated)."),
+            "{text}"
+        );
+        assert!(tls_table(&failed, &[]).contains("| 6,000 | failed |"));
     }
 
     #[test]

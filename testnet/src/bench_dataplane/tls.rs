@@ -121,7 +121,7 @@ pub fn parse_s_client(out: &str) -> Option<Session> {
 /// of its previous connection, so with `Connection: close` it offers a resumption every time).
 /// One request per connection, so TLS 1.3 session tickets are read before it closes.
 pub async fn session(client: &Host, server: &Endpoint, dir: &Path) -> Result<Session> {
-    let file = dir.join(format!("tls-session-{}", server.port));
+    let file = dir.join(format!("tls-session-{}-{}", server.name, server.port));
     let _ = std::fs::remove_file(&file);
     let file_arg = file.to_string_lossy().into_owned();
     let first = s_client(client, server, &["-sess_out", &file_arg]).await?;

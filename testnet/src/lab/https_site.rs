@@ -16,6 +16,7 @@ use crate::procs::Binaries;
 use anyhow::{bail, ensure, Context, Result};
 use hearth_proto::api::{CertRowV1, CertsV1, CommandV1, ResponseV1};
 use hearth_proto::cert::CertState;
+use hearth_proto::route::RouteTls;
 use hearth_proto::NodeId;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,17 @@ impl HttpsSite {
     /// Builds the lab (pub1, pub2, home, client, ca), starts Pebble on `ca` and the mesh with
     /// DNS for [`SITE_ZONE`], ACME from Pebble (wildcard for the zone), and `env` on every node.
     pub async fn start(bins: &Binaries, env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_with_config(bins, env, None).await
+    }
+
+    /// Like [`HttpsSite::start`], every node also reading `config` (TOML, e.g. settings that
+    /// have no `HEARTH_*` override such as `[ingress] header_read_timeout_ms`) through
+    /// `HEARTH_CONFIG`.
+    pub async fn start_with_config(
+        bins: &Binaries,
+        env: &[(&str, &str)],
+        config: Option<&str>,
+    ) -> Result<Self> {
         let lab = Lab::builder()
             .host("pub1", HostKind::Public)
             .host("pub2", HostKind::Public)
@@ -52,6 +64,8 @@ impl HttpsSite {
         let dns = std::net::SocketAddr::new(lab.host("pub1")?.addr.into(), 53);
         let pebble = Pebble::start(lab.host("ca")?, dns, dir.path(), &bins.testnet).await?;
         let ca_file = pebble.api_ca.to_string_lossy().into_owned();
+        let config_file = dir.path().join("hearthd.toml");
+        let config_path = config_file.to_string_lossy().into_owned();
         let mut all: Vec<(&str, &str)> = vec![
             ("HEARTH_DNS_ZONE", SITE_ZONE),
             ("HEARTH_ACME_DIRECTORY", &pebble.directory),
@@ -60,6 +74,10 @@ impl HttpsSite {
             ("HEARTH_ACME_EMAIL", "lab@hearth.test"),
             ("HEARTH_ACME_WILDCARD", "true"),
         ];
+        if let Some(config) = config {
+            std::fs::write(&config_file, config)?;
+            all.push(("HEARTH_CONFIG", &config_path));
+        }
         all.extend_from_slice(env);
         let mesh = LabMesh::start_with(lab, bins, &["pub1", "pub2", "home"], &all).await?;
         let backend = home_backend(&mesh, bins).await?;
@@ -103,6 +121,15 @@ impl HttpsSite {
     /// Publishes `host` on the home node, served by the backend.
     pub async fn publish(&self, host: &str) -> Result<()> {
         self.mesh.node("home")?.publish(host, BACKEND, None).await
+    }
+
+    /// Publishes `host` on the home node with TLS mode `tls` (e.g. passthrough: the home
+    /// terminates it), served by the backend.
+    pub async fn publish_tls(&self, host: &str, tls: RouteTls) -> Result<()> {
+        self.mesh
+            .node("home")?
+            .publish_tls(host, BACKEND, None, tls)
+            .await
     }
 
     /// `hearthctl certs` on `node`.
@@ -160,6 +187,17 @@ impl HttpsSite {
     /// `probe https` from the client to `edge`:443 for `name`, trusting Pebble's root;
     /// returns its first line (`status=… proto=… serial=… issuer=…`) and the rest.
     pub async fn https(&self, edge: &str, name: &str, alpn: &str) -> Result<(String, String)> {
+        self.https_path(edge, name, alpn, "/").await
+    }
+
+    /// Like [`HttpsSite::https`], for `path` (and query).
+    pub async fn https_path(
+        &self,
+        edge: &str,
+        name: &str,
+        alpn: &str,
+        path: &str,
+    ) -> Result<(String, String)> {
         let connect = format!("{}:443", self.mesh.lab.host(edge)?.addr);
         let out = self
             .client()?
@@ -176,6 +214,8 @@ impl HttpsSite {
                     &self.root.to_string_lossy(),
                     "--alpn",
                     alpn,
+                    "--path",
+                    path,
                 ],
             )
             .await?;

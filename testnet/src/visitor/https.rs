@@ -373,17 +373,27 @@ pub struct LoopArgs {
     /// Pause between requests.
     #[arg(long, default_value_t = 20)]
     pub pause_ms: u64,
+    /// Rewritten with the report line after every request.
+    #[arg(long)]
+    pub progress_file: Option<PathBuf>,
 }
 
 /// Runs `probe https-loop`: GETs over a new TLS connection each (so each sees the certificate
-/// served at that moment), edges in turn; prints `requests=N failures=N serials=EDGE=S|S,…`
-/// and then one `failure …` line per failure.
+/// served at that moment), edges in turn; prints
+/// `requests=N failures=N serials=EDGE=S|S,… served=EDGE=N,… failed=EDGE=N,…` and then up to
+/// 10 `failure …` lines per edge. With `--progress-file`, that first line is also rewritten
+/// there after every request, so a test can watch the loop while it runs.
 pub async fn https_loop(args: &LoopArgs) -> Result<()> {
     let roots = roots_from(&args.ca)?;
     let end = Instant::now() + Duration::from_secs(args.max_secs);
-    let mut requests = 0u64;
-    let mut failures = Vec::new();
-    let mut serials: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut report = LoopReport {
+        requests: 0,
+        failures: 0,
+        serials: BTreeMap::new(),
+        served: args.connect.iter().map(|e| (e.clone(), 0)).collect(),
+        failed: args.connect.iter().map(|e| (e.clone(), 0)).collect(),
+    };
+    let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut answered = std::collections::BTreeSet::new();
     while Instant::now() < end && !args.stop_file.exists() {
         for edge in &args.connect {
@@ -392,36 +402,43 @@ pub async fn https_loop(args: &LoopArgs) -> Result<()> {
                 name: args.name.clone(),
                 roots: Some(roots.clone()),
             };
-            requests += 1;
+            report.requests += 1;
             let got =
                 tokio::time::timeout(Duration::from_secs(5), fetch(&target, Alpn::Both, "/")).await;
-            match got {
+            let failure = match got {
                 Ok(Ok(got)) if got.status == 200 => {
-                    let seen = serials.entry(edge.clone()).or_default();
+                    let seen = report.serials.entry(edge.clone()).or_default();
                     if seen.last() != Some(&got.peer.serial) {
                         seen.push(got.peer.serial.clone());
                     }
+                    *report.served.entry(edge.clone()).or_default() += 1;
                     if answered.insert(edge.clone()) && answered.len() == args.connect.len() {
                         std::fs::write(&args.ready_file, b"ready")?;
                     }
+                    None
                 }
-                Ok(Ok(got)) => failures.push(format!("{edge}: status {}", got.status)),
-                Ok(Err(e)) => failures.push(format!("{edge}: {e:#}")),
-                Err(_) => failures.push(format!("{edge}: no answer in 5 s")),
+                Ok(Ok(got)) => Some(format!("status {}", got.status)),
+                Ok(Err(e)) => Some(format!("{e:#}")),
+                Err(_) => Some("no answer in 5 s".to_string()),
+            };
+            if let Some(failure) = failure {
+                report.failures += 1;
+                *report.failed.entry(edge.clone()).or_default() += 1;
+                let kept = failures.entry(edge.clone()).or_default();
+                if kept.len() < 10 {
+                    kept.push(format!("{edge}: {failure}"));
+                }
+            }
+            if let Some(path) = &args.progress_file {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, report.to_string())?;
+                std::fs::rename(&tmp, path)?;
             }
             tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
         }
     }
-    let serials: Vec<String> = serials
-        .iter()
-        .map(|(edge, s)| format!("{edge}={}", s.join("|")))
-        .collect();
-    println!(
-        "requests={requests} failures={} serials={}",
-        failures.len(),
-        serials.join(",")
-    );
-    for failure in failures.iter().take(20) {
+    println!("{report}");
+    for failure in failures.values().flatten() {
         println!("failure {failure}");
     }
     Ok(())
@@ -436,6 +453,35 @@ pub struct LoopReport {
     pub failures: u64,
     /// The serials each edge served, in the order seen.
     pub serials: BTreeMap<String, Vec<String>>,
+    /// Requests each edge answered 200.
+    pub served: BTreeMap<String, u64>,
+    /// Requests that failed at each edge.
+    pub failed: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Display for LoopReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |map: &BTreeMap<String, u64>| -> String {
+            map.iter()
+                .map(|(edge, n)| format!("{edge}={n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let serials: Vec<String> = self
+            .serials
+            .iter()
+            .map(|(edge, s)| format!("{edge}={}", s.join("|")))
+            .collect();
+        write!(
+            f,
+            "requests={} failures={} serials={} served={} failed={}",
+            self.requests,
+            self.failures,
+            serials.join(","),
+            list(&self.served),
+            list(&self.failed)
+        )
+    }
 }
 
 impl std::str::FromStr for LoopReport {
@@ -446,6 +492,19 @@ impl std::str::FromStr for LoopReport {
             requests: 0,
             failures: 0,
             serials: BTreeMap::new(),
+            served: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        };
+        let counts = |list: &str| -> Result<BTreeMap<String, u64>> {
+            list.split(',')
+                .filter(|e| !e.is_empty())
+                .map(|entry| {
+                    let (edge, n) = entry
+                        .split_once('=')
+                        .with_context(|| format!("bad count entry `{entry}`"))?;
+                    Ok((edge.to_string(), n.parse()?))
+                })
+                .collect()
         };
         for field in line.split_whitespace() {
             match field.split_once('=') {
@@ -462,6 +521,8 @@ impl std::str::FromStr for LoopReport {
                         );
                     }
                 }
+                Some(("served", list)) => report.served = counts(list)?,
+                Some(("failed", list)) => report.failed = counts(list)?,
                 _ => bail!("unexpected field `{field}` in `{line}`"),
             }
         }
@@ -482,5 +543,10 @@ mod tests {
         assert_eq!(report.serials["1.2.3.4:443"], vec!["aa", "bb"]);
         assert_eq!(report.serials["5.6.7.8:443"], vec!["bb"]);
         assert!("requests=x".parse::<LoopReport>().is_err());
+        let line = "requests=4 failures=1 serials=1.2.3.4:443=aa served=1.2.3.4:443=2,5.6.7.8:443=1 failed=1.2.3.4:443=0,5.6.7.8:443=1";
+        let report: LoopReport = line.parse().unwrap();
+        assert_eq!(report.served["1.2.3.4:443"], 2);
+        assert_eq!(report.failed["5.6.7.8:443"], 1);
+        assert_eq!(report.to_string(), line);
     }
 }

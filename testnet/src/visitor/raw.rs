@@ -1,5 +1,6 @@
-//! Raw TCP visitors: `probe slowloris` (a request head that never ends) and
-//! `probe tcp-roundtrip` (pattern bytes through a TCP route to an echo service and back).
+//! Raw TCP visitors: `probe slowloris` (a request head that never ends), `probe slow-hello`
+//! (a TLS ClientHello that never comes) and `probe tcp-roundtrip` (pattern bytes through a
+//! TCP route to an echo service and back).
 
 use crate::pattern::{Pattern, Sha256, CHUNK};
 use anyhow::{bail, ensure, Context, Result};
@@ -61,6 +62,44 @@ pub async fn slowloris(
     println!(
         "closed after {} ms (answer: {first_line:?})",
         start.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// The first bytes of a TLS handshake record header (type 22, version 3.1) without its
+/// length: a ClientHello that has begun and never goes on.
+const PARTIAL_TLS_RECORD: [u8; 3] = [0x16, 0x03, 0x01];
+
+/// Opens a connection to a TLS listener, sends [`PARTIAL_TLS_RECORD`] and then nothing.
+/// Prints `started` once sent, then `closed after MS ms (answer: HEX)` when the server closes
+/// (or resets) the connection, with up to 64 bytes it sent first; fails if it is still open
+/// after `limit`.
+pub async fn slow_hello(addr: SocketAddr, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.write_all(&PARTIAL_TLS_RECORD).await?;
+    println!("started");
+    let mut answer = Vec::new();
+    let closed = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) if answer.len() < 64 => answer.extend_from_slice(&buf[..n]),
+                Ok(_) => {}
+            }
+        }
+    };
+    if tokio::time::timeout(limit, closed).await.is_err() {
+        bail!("the server kept the silent TLS connection open for {limit:?}");
+    }
+    answer.truncate(64);
+    println!(
+        "closed after {} ms (answer: {})",
+        start.elapsed().as_millis(),
+        hex::encode(&answer)
     );
     Ok(())
 }

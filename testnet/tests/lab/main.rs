@@ -8,6 +8,7 @@ mod docker;
 mod edges;
 mod failover;
 mod https;
+mod passthrough;
 mod store;
 
 use anyhow::Result;
