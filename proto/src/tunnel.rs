@@ -88,36 +88,24 @@ pub fn decode_frame<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameEr
     postcard::from_bytes(body).map_err(|e| FrameError::Decode(e.to_string()))
 }
 
-/// The PROXY protocol v2 signature.
-const PROXY_V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
-
 /// A PROXY protocol v2 header (PROXY command, TCP) telling the target that `client`
-/// connected to `edge`. Mixed families are sent as IPv6 with IPv4-mapped addresses.
+/// connected to `edge`, built by the `ppp` crate. Mixed families are sent as IPv6 with
+/// IPv4-mapped addresses.
 pub fn proxy_v2_header(client: SocketAddr, edge: SocketAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + 36);
-    out.extend_from_slice(&PROXY_V2_SIGNATURE);
-    out.push(0x21); // version 2, PROXY
-    match (client.ip(), edge.ip()) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            out.push(0x11); // TCP over IPv4
-            out.extend_from_slice(&12u16.to_be_bytes());
-            out.extend_from_slice(&src.octets());
-            out.extend_from_slice(&dst.octets());
-        }
-        (src, dst) => {
-            let v6 = |ip: IpAddr| match ip {
-                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                IpAddr::V6(v6) => v6,
-            };
-            out.push(0x21); // TCP over IPv6
-            out.extend_from_slice(&36u16.to_be_bytes());
-            out.extend_from_slice(&v6(src).octets());
-            out.extend_from_slice(&v6(dst).octets());
-        }
-    }
-    out.extend_from_slice(&client.port().to_be_bytes());
-    out.extend_from_slice(&edge.port().to_be_bytes());
-    out
+    use ppp::v2::{Builder, Command, Protocol, Version};
+    let v6 = |addr: SocketAddr| match addr.ip() {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()),
+        IpAddr::V6(_) => addr,
+    };
+    let addresses = if client.is_ipv4() == edge.is_ipv4() {
+        (client, edge)
+    } else {
+        (v6(client), v6(edge))
+    };
+    // Building into a Vec only fails on I/O, which a Vec does not have.
+    Builder::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, addresses)
+        .build()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -153,27 +141,46 @@ mod tests {
         assert!(frame_len((MAX_FRAME_BYTES as u16 + 1).to_be_bytes()).is_err());
     }
 
+    /// The PROXY v2 signature (the spec's section 2.2).
+    const PROXY_V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+
     #[test]
     fn proxy_v2_headers_follow_the_spec() {
         let v4 = proxy_v2_header(
             "198.18.0.50:40000".parse().unwrap(),
             "198.18.0.10:2222".parse().unwrap(),
         );
-        assert_eq!(&v4[..12], &PROXY_V2_SIGNATURE);
-        assert_eq!(v4[12], 0x21);
-        assert_eq!(v4[13], 0x11);
-        assert_eq!(u16::from_be_bytes([v4[14], v4[15]]), 12);
-        assert_eq!(&v4[16..20], &[198, 18, 0, 50]);
-        assert_eq!(&v4[20..24], &[198, 18, 0, 10]);
-        assert_eq!(u16::from_be_bytes([v4[24], v4[25]]), 40000);
-        assert_eq!(u16::from_be_bytes([v4[26], v4[27]]), 2222);
-        assert_eq!(v4.len(), 28);
+        // Golden bytes: the spec's layout, written out by hand.
+        let mut want = PROXY_V2_SIGNATURE.to_vec();
+        want.extend_from_slice(&[0x21, 0x11, 0x00, 12]);
+        want.extend_from_slice(&[198, 18, 0, 50, 198, 18, 0, 10]);
+        want.extend_from_slice(&40000u16.to_be_bytes());
+        want.extend_from_slice(&2222u16.to_be_bytes());
+        assert_eq!(v4, want);
         let mixed = proxy_v2_header(
             "[2001:db8::1]:5".parse().unwrap(),
             "198.18.0.10:2222".parse().unwrap(),
         );
+        assert_eq!(&mixed[..12], &PROXY_V2_SIGNATURE);
         assert_eq!(mixed[13], 0x21);
         assert_eq!(mixed.len(), 16 + 36);
+        match ppp::v2::Header::try_from(&mixed[..]).unwrap().addresses {
+            ppp::v2::Addresses::IPv6(a) => {
+                assert_eq!(
+                    a.source_address,
+                    "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap()
+                );
+                assert_eq!(
+                    a.destination_address,
+                    "198.18.0.10"
+                        .parse::<std::net::Ipv4Addr>()
+                        .unwrap()
+                        .to_ipv6_mapped()
+                );
+                assert_eq!((a.source_port, a.destination_port), (5, 2222));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     proptest! {

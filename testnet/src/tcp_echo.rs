@@ -2,7 +2,7 @@
 //! protocol v2 header first and printing the client address it carries.
 
 use anyhow::{bail, Context, Result};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -44,44 +44,37 @@ async fn echo(mut stream: TcpStream, proxy_v2: bool) -> Result<()> {
     Ok(())
 }
 
-/// Reads a PROXY protocol v2 header; returns the source address of a PROXY command over TCP
+/// Reads a PROXY protocol v2 header with the `ppp` crate (an implementation independent of
+/// the one the members write with); returns the source address of a PROXY command over TCP
 /// or UDP, `None` for LOCAL or an unspecified family.
 pub async fn read_proxy_v2(stream: &mut (impl AsyncRead + Unpin)) -> Result<Option<SocketAddr>> {
-    let mut fixed = [0u8; 16];
+    let mut header = vec![0u8; 16];
     stream
-        .read_exact(&mut fixed)
+        .read_exact(&mut header)
         .await
         .context("reading the PROXY header")?;
-    if fixed[..12] != SIGNATURE {
-        bail!("no PROXY v2 signature: {:02x?}", &fixed[..12]);
+    if header[..12] != SIGNATURE {
+        bail!("no PROXY v2 signature: {:02x?}", &header[..12]);
     }
-    let (version, command) = (fixed[12] >> 4, fixed[12] & 0x0f);
-    if version != 2 || command > 1 {
-        bail!("PROXY version/command byte {:#04x}", fixed[12]);
-    }
-    let len = u16::from_be_bytes([fixed[14], fixed[15]]) as usize;
-    let mut rest = vec![0u8; len];
-    stream.read_exact(&mut rest).await?;
-    if command == 0 {
+    let len = u16::from_be_bytes([header[14], header[15]]) as usize;
+    header.resize(16 + len, 0);
+    stream.read_exact(&mut header[16..]).await?;
+    let parsed = ppp::v2::Header::try_from(&header[..])
+        .map_err(|e| anyhow::anyhow!("not a PROXY v2 header: {e}"))?;
+    if parsed.command == ppp::v2::Command::Local {
         return Ok(None);
     }
-    let source = match fixed[13] >> 4 {
-        1 if len >= 12 => {
-            let ip = Ipv4Addr::new(rest[0], rest[1], rest[2], rest[3]);
-            let port = u16::from_be_bytes([rest[8], rest[9]]);
-            SocketAddr::new(IpAddr::V4(ip), port)
+    Ok(match parsed.addresses {
+        ppp::v2::Addresses::IPv4(a) => {
+            Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port))
         }
-        2 if len >= 36 => {
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(&rest[..16]);
-            let ip = Ipv6Addr::from(octets);
+        ppp::v2::Addresses::IPv6(a) => {
+            let ip = a.source_address;
             let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
-            SocketAddr::new(ip, u16::from_be_bytes([rest[32], rest[33]]))
+            Some(SocketAddr::new(ip, a.source_port))
         }
-        0 => return Ok(None),
-        family => bail!("PROXY family {family} with {len} address bytes"),
-    };
-    Ok(Some(source))
+        _ => None,
+    })
 }
 
 #[cfg(test)]
