@@ -264,6 +264,18 @@ impl LocalMesh {
             .context("http_listen")
     }
 
+    /// Node `i`'s `hearthctl certs` row for certificate `name`.
+    pub async fn cert_row(&self, i: usize, name: &str) -> Result<hearth_proto::api::CertRowV1> {
+        match self.call(i, CommandV1::Certs).await? {
+            ResponseV1::Certs(report) => report
+                .rows
+                .into_iter()
+                .find(|r| r.name == name)
+                .with_context(|| format!("node {i} lists no certificate {name}")),
+            other => anyhow::bail!("certs: {other:?}"),
+        }
+    }
+
     /// Waits until the edge (node 0) serves HTTPS; returns its address.
     pub async fn edge_https(&self) -> Result<std::net::SocketAddr> {
         crate::eventually::eventually(

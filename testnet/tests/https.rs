@@ -46,11 +46,7 @@ async fn backend() -> Result<SocketAddr> {
 }
 
 fn target(edge: SocketAddr, name: &str) -> TlsTarget {
-    TlsTarget {
-        connect: edge.to_string(),
-        name: name.into(),
-        roots: None,
-    }
+    TlsTarget::any_cert(edge, name)
 }
 
 #[tokio::test]
@@ -258,15 +254,7 @@ async fn an_unreachable_acme_directory_is_reported_and_https_still_answers() -> 
     let service = backend().await?;
     publish(&mesh, "app.example.com", service, RouteTls::Edge).await?;
     let row = eventually("the failed order is reported", CONVERGE, || async {
-        let report = match mesh.call(1, CommandV1::Certs).await? {
-            ResponseV1::Certs(report) => report,
-            other => bail!("certs: {other:?}"),
-        };
-        let row = report
-            .rows
-            .into_iter()
-            .find(|r| r.name == "app.example.com")
-            .context("no row yet")?;
+        let row = mesh.cert_row(1, "app.example.com").await?;
         ensure!(
             row.state == CertState::Failed,
             "{:?}: {}",

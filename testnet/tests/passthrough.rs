@@ -6,7 +6,7 @@
 //! terminating TLS would not send: that is how the tests see where TLS ended. Certificates
 //! from a real CA (Pebble) are tested in the namespace lab (tests/lab/passthrough.rs).
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use bytes::Bytes;
 use hearth_proto::api::{CommandV1, ResponseV1};
 use hearth_proto::route::{RouteSpec, RouteTls};
@@ -100,11 +100,7 @@ async fn raw_tls_target(name: &str) -> Result<SocketAddr> {
 }
 
 fn target(edge: SocketAddr, name: &str) -> TlsTarget {
-    TlsTarget {
-        connect: edge.to_string(),
-        name: name.into(),
-        roots: None,
-    }
+    TlsTarget::any_cert(edge, name)
 }
 
 /// The status of a request for `host` on an HTTP/1.1 TLS connection made for `sni`.
@@ -226,15 +222,7 @@ async fn passthrough_hosts_are_terminated_on_their_members_not_on_the_edge() -> 
     ensure!(format!("{err:#}").contains("UnrecognisedName"), "{err:#}");
 
     // `hearthctl certs` and `routes` say where TLS ends and who would hold the key.
-    let report = match mesh.call(0, CommandV1::Certs).await? {
-        ResponseV1::Certs(report) => report,
-        other => bail!("certs: {other:?}"),
-    };
-    let row = report
-        .rows
-        .iter()
-        .find(|r| r.name == "blind.example.com")
-        .context("no row for blind.example.com")?;
+    let row = mesh.cert_row(0, "blind.example.com").await?;
     ensure!(row.mode == RouteTls::Passthrough, "{row:?}");
     ensure!(
         row.detail.contains("passthrough") && row.detail.contains("accept_terms"),

@@ -223,6 +223,32 @@ impl HttpsSite {
         Ok((first.to_string(), rest.to_string()))
     }
 
+    /// Checks that `edge`'s `:80` sends a visitor of `host` to HTTPS with a 308, path and
+    /// query kept.
+    pub async fn redirects_to_https(&self, edge: &str, host: &str) -> Result<()> {
+        let addr = self.mesh.lab.host(edge)?.addr;
+        let redirect = self
+            .client()?
+            .run(
+                &self.bins.testnet,
+                &[
+                    "probe",
+                    "http",
+                    &format!("http://{addr}/some/page?q=1"),
+                    "--host",
+                    host,
+                    "--expect-status",
+                    "308",
+                ],
+            )
+            .await?;
+        ensure!(
+            redirect.contains(&format!("https://{host}/some/page?q=1")),
+            "{edge}: {redirect}"
+        );
+        Ok(())
+    }
+
     /// Waits until `edge` serves `name` over HTTPS with a certificate of serial `serial`,
     /// verified against Pebble's root.
     pub async fn serves(&self, edge: &str, name: &str, serial: &str) -> Result<()> {

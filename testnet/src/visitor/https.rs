@@ -55,6 +55,37 @@ pub struct TlsTarget {
     pub roots: Option<Arc<RootCertStore>>,
 }
 
+impl TlsTarget {
+    /// `name` at `addr`, accepting any certificate (the self-signed stand-ins).
+    pub fn any_cert(addr: std::net::SocketAddr, name: &str) -> Self {
+        Self {
+            connect: addr.to_string(),
+            name: name.into(),
+            roots: None,
+        }
+    }
+}
+
+/// Stops a running `probe https-loop` (writes its stop file, waits for it) and returns its
+/// report and everything it printed.
+pub async fn stop_loop(
+    looping: &mut tokio::process::Child,
+    stop_file: &Path,
+) -> Result<(LoopReport, String)> {
+    use tokio::io::AsyncReadExt;
+    std::fs::write(stop_file, b"stop")?;
+    let mut out = String::new();
+    looping
+        .stdout
+        .take()
+        .context("no stdout")?
+        .read_to_string(&mut out)
+        .await?;
+    let _ = looping.wait().await;
+    let report: LoopReport = out.lines().next().unwrap_or_default().parse()?;
+    Ok((report, out))
+}
+
 /// What the server showed of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {

@@ -9,9 +9,8 @@ use hearth_proto::cert::{CertAction, CertState};
 use hearth_testnet::eventually::eventually;
 use hearth_testnet::lab::{labs_can_run, HttpsSite, LAB_CONVERGE};
 use hearth_testnet::procs::Binaries;
-use hearth_testnet::visitor::https::LoopReport;
+use hearth_testnet::visitor::https;
 use std::process::Stdio;
-use tokio::io::AsyncReadExt;
 
 /// The DER that starts every PKCS#8 ECDSA P-256 private key (version 0, ecPublicKey,
 /// prime256v1, then the key's OCTET STRING): a certificate's public key never has the
@@ -111,25 +110,7 @@ async fn scenario(site: &mut HttpsSite) -> Result<()> {
         ensure!(out.contains(&format!("serial={serial}")), "{out}");
     }
     // :80 sends visitors to HTTPS with a 308, path and query kept.
-    let pub1 = site.mesh.lab.host("pub1")?.addr;
-    let redirect = client
-        .run(
-            &probe,
-            &[
-                "probe",
-                "http",
-                &format!("http://{pub1}/some/page?q=1"),
-                "--host",
-                &app,
-                "--expect-status",
-                "308",
-            ],
-        )
-        .await?;
-    ensure!(
-        redirect.contains(&format!("https://{app}/some/page?q=1")),
-        "{redirect}"
-    );
+    site.redirects_to_https("pub1", &app).await?;
     ensure!(
         site.pebble.orders() == 1 && site.pebble.issued() == 1,
         "orders {} issued {} after the first certificate",
@@ -228,16 +209,7 @@ async fn scenario(site: &mut HttpsSite) -> Result<()> {
     for edge in ["pub1", "pub2"] {
         site.serves(edge, &app, &new_serial).await?;
     }
-    std::fs::write(&stop, b"stop")?;
-    let mut out = String::new();
-    looping
-        .stdout
-        .take()
-        .context("no stdout")?
-        .read_to_string(&mut out)
-        .await?;
-    let _ = looping.wait().await;
-    let report: LoopReport = out.lines().next().unwrap_or_default().parse()?;
+    let (report, out) = https::stop_loop(&mut looping, &stop).await?;
     eprintln!("renewal under load: {out}");
     ensure!(report.failures == 0, "{out}");
     for name in ["pub1", "pub2"] {

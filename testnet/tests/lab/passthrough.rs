@@ -12,7 +12,7 @@ use hearth_proto::route::RouteTls;
 use hearth_testnet::eventually::eventually;
 use hearth_testnet::lab::{labs_can_run, Host, HttpsSite, LAB_CONVERGE};
 use hearth_testnet::procs::Binaries;
-use hearth_testnet::visitor::https::LoopReport;
+use hearth_testnet::visitor::https::{self, LoopReport};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -257,25 +257,7 @@ async fn blind_edges(site: &mut HttpsSite) -> Result<()> {
     }
     // `:80` sends visitors to HTTPS: the edges never serve the host in plain HTTP.
     for edge in ["pub1", "pub2"] {
-        let addr = site.mesh.lab.host(edge)?.addr;
-        let redirect = client
-            .run(
-                &probe,
-                &[
-                    "probe",
-                    "http",
-                    &format!("http://{addr}/some/page?q=1"),
-                    "--host",
-                    BLIND,
-                    "--expect-status",
-                    "308",
-                ],
-            )
-            .await?;
-        ensure!(
-            redirect.contains(&format!("https://{BLIND}/some/page?q=1")),
-            "{edge}: {redirect}"
-        );
+        site.redirects_to_https(edge, BLIND).await?;
     }
     ensure!(
         site.pebble.orders() == 1 && site.pebble.issued() == 1,
@@ -489,17 +471,8 @@ async fn blind_edges(site: &mut HttpsSite) -> Result<()> {
         Ok(seen)
     })
     .await?;
-    std::fs::write(&stop, b"stop")?;
-    let mut out = String::new();
-    looping
-        .stdout
-        .take()
-        .context("no stdout")?
-        .read_to_string(&mut out)
-        .await?;
-    let _ = looping.wait().await;
+    let (report, out) = https::stop_loop(&mut looping, &stop).await?;
     eprintln!("pub2 killed under load: at the kill {at_kill}\nthen {after}\nend {out}");
-    let report: LoopReport = out.lines().next().unwrap_or_default().parse()?;
     ensure!(report.failed[&pub1_tls] == 0, "pub1 failed: {out}");
     ensure!(
         report.served[&pub2_tls] <= at_kill.served[&pub2_tls] + 1,
