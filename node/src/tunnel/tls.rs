@@ -25,15 +25,13 @@ pub enum TlsError {
     /// quinn refused the rustls configuration.
     #[error("cannot configure QUIC for the tunnel: {0}")]
     Quic(String),
+    /// The node key could not be written as PKCS#8.
+    #[error("cannot encode the node key for the tunnel: {0}")]
+    Pkcs8(#[from] ed25519_dalek::pkcs8::Error),
 }
 
 /// The SNI every tunnel dial uses; identity comes from the certificate key, not the name.
 pub const SERVER_NAME: &str = "hearth";
-
-/// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410), followed by the 32-byte seed.
-const PKCS8_ED25519_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 
 /// This node's certificate and key, made once and shared by every handshake.
 #[derive(Debug, Clone)]
@@ -45,8 +43,12 @@ pub struct Credentials {
 impl Credentials {
     /// Makes the self-signed certificate of `key`.
     pub fn new(key: &NodeKey) -> Result<Self, TlsError> {
-        let mut pkcs8 = PKCS8_ED25519_PREFIX.to_vec();
-        pkcs8.extend_from_slice(&key.secret_bytes());
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        // PKCS#8 (RFC 8410, with the public key) by ed25519-dalek.
+        let pkcs8 = ed25519_dalek::SigningKey::from_bytes(&key.secret_bytes())
+            .to_pkcs8_der()?
+            .as_bytes()
+            .to_vec();
         let key_pair = rcgen::KeyPair::try_from(pkcs8.as_slice())?;
         let params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_string()])?;
         let cert = params.self_signed(&key_pair)?;
@@ -254,6 +256,20 @@ mod tests {
         let key = NodeKey::generate();
         let credentials = Credentials::new(&key).unwrap();
         assert_eq!(node_id_of(&credentials.cert).unwrap(), key.id());
+    }
+
+    #[test]
+    fn the_pkcs8_key_is_the_node_key_and_rustls_loads_it() {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let key = NodeKey::from_secret([7; 32]);
+        let credentials = Credentials::new(&key).unwrap();
+        let back = ed25519_dalek::SigningKey::from_pkcs8_der(&credentials.key).unwrap();
+        assert_eq!(back.to_bytes(), key.secret_bytes());
+        // RFC 8410: version, the Ed25519 OID 1.3.101.112, then the seed as an OCTET STRING.
+        let oid = [0x06, 0x03, 0x2b, 0x65, 0x70];
+        assert!(credentials.key.windows(oid.len()).any(|w| w == oid));
+        let (_, der) = credentials.chain();
+        provider().key_provider.load_private_key(der).unwrap();
     }
 
     #[test]
