@@ -176,6 +176,15 @@ impl MeshView {
         }
     }
 
+    /// Who holds the ACME account of `scope` ([`AcmeAccount::scope`]): the elected edges for
+    /// their shared account, a passthrough name's holders for its own.
+    pub fn account_holders(&self, scope: &str) -> BTreeSet<NodeId> {
+        match scope {
+            "" => self.edges.keys().copied().collect(),
+            scope => self.cert_holders(scope),
+        }
+    }
+
     /// The holders of `name` that may order certificates, in id order: the candidates for
     /// its issuer.
     pub fn cert_issuers(&self, name: &str) -> Vec<NodeId> {

@@ -459,7 +459,6 @@ impl AcmeActor {
     /// name's hosting members) that cannot open them yet, and drops revoked nodes. One holder
     /// does it: the lowest id among the current holders that can open the secret.
     fn reseal(&mut self, view: &MeshView) {
-        let edges: BTreeSet<NodeId> = view.edges.keys().copied().collect();
         let mut writes = Vec::new();
         for (name, stored) in &view.certs.certs {
             let context = cert::key_context(&self.mesh, name, &stored.serial);
@@ -477,13 +476,9 @@ impl AcmeActor {
         }
         for (key, account) in &view.certs.accounts {
             let context = cert::account_context(&self.mesh, &account.directory, &account.scope);
-            let holders = match account.scope.as_str() {
-                "" => edges.clone(),
-                scope => view.cert_holders(scope),
-            };
             if let Some(credentials) = self.resealed_box(
                 view,
-                &holders,
+                &view.account_holders(&account.scope),
                 &format!("account/{key}"),
                 &account.credentials,
                 &context,

@@ -161,10 +161,7 @@ impl JobContext {
                 detail: e.to_string(),
             },
         })?;
-        let holders = match scope.as_str() {
-            "" => view.edges.keys().copied().collect(),
-            scope => view.cert_holders(scope),
-        };
+        let holders = view.account_holders(&scope);
         let credentials = seal::seal(&json, with_me(holders, self.me), &context)?;
         self.writer
             .write(Body::AcmeAccount(AcmeAccount {

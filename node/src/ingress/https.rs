@@ -133,10 +133,9 @@ pub async fn serve(
 enum Answer {
     /// A passthrough host: its bytes go to a member hosting it.
     Passthrough(String),
-    /// A published host: the visitor configuration.
-    Visitor,
-    /// An ACME validation handshake for a name with a TLS-ALPN-01 answer.
-    Challenge,
+    /// A host the edges terminate, or an ACME validation handshake for a name with a
+    /// TLS-ALPN-01 answer: the handshake completes here ([`terminate`] picks which).
+    Terminate,
     /// Nothing here for that name.
     Refuse,
 }
@@ -145,19 +144,11 @@ fn choose(tls: &EdgeTls, upstreams: &Upstreams, name: Option<&str>, acme: bool) 
     let Some(name) = name else {
         return Answer::Refuse;
     };
-    let mode = upstreams.tls_of(name);
-    // A passthrough host's validations end on its members, like everything else for it.
-    if mode == Some(RouteTls::Passthrough) {
-        return Answer::Passthrough(name.to_string());
-    }
-    if acme {
-        return match tls.served.alpn01(name) {
-            Some(_) => Answer::Challenge,
-            None => Answer::Refuse,
-        };
-    }
-    match mode {
-        Some(RouteTls::Edge) => Answer::Visitor,
+    match upstreams.tls_of(name) {
+        // A passthrough host's validations end on its members, like everything else for it.
+        Some(RouteTls::Passthrough) => Answer::Passthrough(name.to_string()),
+        _ if acme && tls.served.alpn01(name).is_some() => Answer::Terminate,
+        Some(RouteTls::Edge) if !acme => Answer::Terminate,
         _ => Answer::Refuse,
     }
 }
@@ -209,7 +200,7 @@ async fn connection(
             debug!(%peer, name = ?name, "TLS for a name nobody publishes: unrecognized_name");
             refuse(io).await;
         }
-        Answer::Visitor | Answer::Challenge => {
+        Answer::Terminate => {
             let ends = Ends {
                 client: peer,
                 edge: local,

@@ -54,32 +54,22 @@ pub(super) async fn serve_stream(
         let _ = send.finish();
         return;
     };
-    if let (RouteTls::Passthrough, false, RouteSpec::Http { host }) =
-        (route.tls, route.proxy_protocol, &header.spec)
-    {
-        // TLS ends here: the terminator speaks to the target per request.
-        if write_frame(&mut send, &StreamReply::V1(StreamReplyV1::Connected))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let _open = ctx.status.stream_opened();
-        let tunnel = tokio::io::join(recv, send);
-        ctx.terminator
-            .serve_stream(tunnel, header.client, header.edge, host.clone())
-            .await;
-        return;
-    }
-    let proxy = route.proxy_protocol.then_some((header.client, header.edge));
-    let mut tcp = match target::connect(&route.target, ctx.connect_timeout, proxy).await {
-        Ok(tcp) => tcp,
-        Err(reason) => {
-            debug!(spec = %header.spec, %reason, "target unreachable");
-            let reply = StreamReply::V1(StreamReplyV1::TargetUnreachable { reason });
-            let _ = write_frame(&mut send, &reply).await;
-            let _ = send.finish();
-            return;
+    let end = match (&header.spec, route.tls, route.proxy_protocol) {
+        // A passthrough route whose TLS ends here: the terminator reaches the target per
+        // request.
+        (RouteSpec::Http { host }, RouteTls::Passthrough, false) => End::Terminate(host.clone()),
+        _ => {
+            let proxy = route.proxy_protocol.then_some((header.client, header.edge));
+            match target::connect(&route.target, ctx.connect_timeout, proxy).await {
+                Ok(tcp) => End::Target(tcp),
+                Err(reason) => {
+                    debug!(spec = %header.spec, %reason, "target unreachable");
+                    let reply = StreamReply::V1(StreamReplyV1::TargetUnreachable { reason });
+                    let _ = write_frame(&mut send, &reply).await;
+                    let _ = send.finish();
+                    return;
+                }
+            }
         }
     };
     if write_frame(&mut send, &StreamReply::V1(StreamReplyV1::Connected))
@@ -90,7 +80,24 @@ pub(super) async fn serve_stream(
     }
     let _open = ctx.status.stream_opened();
     let mut tunnel = tokio::io::join(recv, send);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut tunnel, &mut tcp).await {
-        debug!(spec = %header.spec, error = %e, "splice ended");
+    match end {
+        End::Terminate(host) => {
+            ctx.terminator
+                .serve_stream(tunnel, header.client, header.edge, host)
+                .await
+        }
+        End::Target(mut tcp) => {
+            if let Err(e) = tokio::io::copy_bidirectional(&mut tunnel, &mut tcp).await {
+                debug!(spec = %header.spec, error = %e, "splice ended");
+            }
+        }
     }
+}
+
+/// Where a stream's payload goes once the member answers `Connected`.
+enum End {
+    /// This member terminates the passthrough host's TLS.
+    Terminate(String),
+    /// Spliced with this connection to the target.
+    Target(tokio::net::TcpStream),
 }

@@ -736,22 +736,23 @@ pub fn passthrough_target(tls: &[TlsColumn]) -> String {
     text
 }
 
-/// The HTTPS part of the section.
-fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
+/// One `- NAME failed: WHY` line per path that failed, after a blank line; empty if none did.
+fn failure_lines<'a>(results: impl Iterator<Item = (&'a str, Option<&'a String>)>) -> String {
     let mut failures = String::new();
-    for column in tls {
-        if let Err(e) = &column.result {
-            let _ = writeln!(
-                failures,
-                "- {} failed: {}",
-                column.name,
-                e.replace('\n', " ")
-            );
+    for (name, error) in results {
+        if let Some(e) = error {
+            let _ = writeln!(failures, "- {name} failed: {}", e.replace('\n', " "));
         }
     }
     if !failures.is_empty() {
         failures.insert(0, '\n');
     }
+    failures
+}
+
+/// The HTTPS part of the section.
+fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
+    let failures = failure_lines(tls.iter().map(|c| (c.name, c.result.as_ref().err())));
     format!(
         "### HTTPS\n\n\
          The same lab and run, three more paths to the same nginx and 1 KiB file, measured in \
@@ -803,20 +804,7 @@ fn tls_section(tls: &[TlsColumn], http: &[Column]) -> String {
 
 /// The section of docs/benchmarks.md.
 pub fn render(columns: &[Column], tls: &[TlsColumn], versions: &str, load: &str) -> String {
-    let mut failures = String::new();
-    for column in columns {
-        if let Err(e) = &column.result {
-            let _ = writeln!(
-                failures,
-                "- {} failed: {}",
-                column.name,
-                e.replace('\n', " ")
-            );
-        }
-    }
-    if !failures.is_empty() {
-        failures.insert(0, '\n');
-    }
+    let failures = failure_lines(columns.iter().map(|c| (c.name, c.result.as_ref().err())));
     let result = |i: usize| columns.get(i).and_then(|c| c.result.as_ref().ok());
     let scale = match (result(DIRECT), result(RATHOLE_TCP)) {
         (Some(direct), Some(lean)) => format!(
