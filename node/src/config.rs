@@ -62,6 +62,12 @@ pub struct Config {
     pub anti_entropy_secs: u64,
     /// Seconds a non-member connection may stay open to present an invite before it is closed.
     pub guest_grace_secs: u64,
+    /// How far ahead of this node's clock a record may be dated, e.g. `"30s"`: a record from
+    /// further in the future (a member with a badly set clock) is refused and counted in
+    /// `hearthctl status`, so one wrong clock cannot drag every node's clock forward or win
+    /// every later conflict.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_ahead: Duration,
     /// Seconds a withdrawn route's tombstone is kept before it is purged. A node offline for
     /// longer can bring the withdrawn route back, so keep this above any expected downtime.
     pub tombstone_ttl_secs: u64,
@@ -183,10 +189,11 @@ pub struct EdgesConfig {
     /// and the mesh uses the smallest one a live member announces, so every node computes the
     /// same set; set the same value on every node.
     pub max: u8,
-    /// Milliseconds between this node's heartbeats (a fresh NodeInfo record).
+    /// Milliseconds between the failure detector's probes (one member probed per period;
+    /// in memory, nothing is written).
     pub heartbeat_ms: u64,
-    /// Milliseconds after its last heartbeat during which this node still counts as alive;
-    /// announced with each heartbeat. At least twice `heartbeat_ms`, so one late heartbeat
+    /// Milliseconds a member nobody can reach stays alive in the failure detector: the probe
+    /// that finds it silent plus the suspicion during which it may refute. At least twice `heartbeat_ms`, so one late heartbeat
     /// does not drop an edge.
     pub lease_ms: u64,
 }
@@ -316,6 +323,7 @@ impl Default for Config {
             admin_socket: None,
             anti_entropy_secs: 10,
             guest_grace_secs: 5,
+            max_clock_ahead: Duration::from_secs(30),
             tombstone_ttl_secs: 30 * 24 * 3600,
             tunnel: TunnelConfig::default(),
             ingress: IngressConfig::default(),
@@ -563,6 +571,17 @@ impl Config {
             });
         }
         self.check_acme()?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600))
+            .contains(&self.max_clock_ahead)
+        {
+            return Err(ConfigError::Invalid {
+                field: "max_clock_ahead",
+                message: format!(
+                    "{} is out of range: use 1s to 24h",
+                    humantime::format_duration(self.max_clock_ahead)
+                ),
+            });
+        }
         if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "anti_entropy_secs/guest_grace_secs",

@@ -82,6 +82,9 @@ pub struct Store {
     invites: sled::Tree,
     /// When this node stored each record version (Unix ms): local, never replicated.
     arrivals: sled::Tree,
+    /// Flushes and watermark writes since the store was opened, for `hearthctl status`: an
+    /// idle mesh must not write at all.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 const META_MESH: &[u8] = b"mesh";
@@ -100,10 +103,7 @@ impl Store {
     /// Opens (or creates) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(STORE_DIR);
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|e| Self::classify(&path, e))?;
+        let db = Self::open_db(&path)?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| Self::classify(&path, e));
         let store = Store {
             records: tree("records")?,
@@ -112,11 +112,31 @@ impl Store {
             arrivals: tree("arrivals")?,
             db,
             path,
+            writes: Default::default(),
         };
         // Decode everything once so corruption is found at start, not mid-request.
         store.all_records()?;
         store.check_watermark()?;
         Ok(store)
+    }
+
+    /// sled releases its file lock from background threads a moment after the last handle
+    /// is dropped, so a store closed just now by this process (`hearthd join` followed by
+    /// `run`, a restart in the tests) can look locked. A lock that outlives the grace period
+    /// belongs to another process.
+    fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+        const GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+        const STEP: std::time::Duration = std::time::Duration::from_millis(25);
+        let started = std::time::Instant::now();
+        loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => return Ok(db),
+                Err(e) => match Self::classify(path, e) {
+                    StoreError::Locked(_) if started.elapsed() < GRACE => std::thread::sleep(STEP),
+                    other => return Err(other),
+                },
+            }
+        }
     }
 
     fn watermark_path(&self) -> PathBuf {
@@ -158,7 +178,8 @@ impl Store {
     }
 
     /// Records what the store holds now; called after founding or joining, periodically, and
-    /// at shutdown. Written atomically (temporary file, then rename).
+    /// at shutdown. Written atomically (temporary file, then rename), and only when it
+    /// changed, so an idle node does not write.
     pub fn save_watermark(&self) -> Result<(), StoreError> {
         let path = self.watermark_path();
         let io = |e: std::io::Error| StoreError::Io {
@@ -166,6 +187,10 @@ impl Store {
             reason: e.to_string(),
         };
         let bytes = serde_json::to_vec(&self.current_watermark()?).map_err(|e| self.corrupt(e))?;
+        if std::fs::read(&path).is_ok_and(|held| held == bytes) {
+            return Ok(());
+        }
+        self.count_write();
         let tmp = path.with_extension("tmp");
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
         std::io::Write::write_all(&mut file, &bytes).map_err(io)?;
@@ -205,7 +230,18 @@ impl Store {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.count_write();
         self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+    }
+
+    fn count_write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Flushes and watermark writes since the store was opened.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The mesh this node belongs to, once founded or joined.
@@ -490,8 +526,8 @@ impl Store {
         Ok(digest(&self.versions()?))
     }
 
-    /// Digest of everything but the NodeInfo heartbeats, which change every second: equal on
-    /// two nodes means the same members, revocations and routes. What `hearthctl status`
+    /// Digest of everything but the NodeInfo records, which change with a node's addresses
+    /// and reachability: equal on two nodes means the same members, revocations and routes. What `hearthctl status`
     /// shows, so people (and tests) can compare nodes.
     pub fn state_digest(&self) -> Result<[u8; 32], StoreError> {
         let versions: Vec<RecordVersion> = self

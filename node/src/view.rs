@@ -49,6 +49,9 @@ pub struct MeshView {
     pub members: BTreeSet<NodeId>,
     /// The elected edges.
     pub edges: BTreeMap<NodeId, EdgeInfo>,
+    /// Members the failure detector declared down: their tunnels are closed at once rather
+    /// than at the tunnel's idle timeout, so visitors stop waiting on them.
+    pub down: BTreeSet<NodeId>,
     /// Live routes of current members.
     pub routes: Vec<LiveRoute>,
     /// Certificates and the ACME state that obtains them.

@@ -263,8 +263,8 @@ pub struct EdgeRowV1 {
     pub reach: Reach,
     /// The IPs visitors use for it while it is an edge (what DNS answers).
     pub ips: Vec<String>,
-    /// Age of its last heartbeat at this node, if one was received.
-    pub heartbeat_age_ms: Option<u64>,
+    /// Whether this node's failure detector holds it alive (always for the answering node).
+    pub alive: bool,
     /// Whether this row is the answering node itself.
     pub is_self: bool,
 }
@@ -311,8 +311,8 @@ pub struct StatusV1 {
     pub refused_connections: u64,
     /// Peers this node forwards record gossip to directly (its gossipsub mesh).
     pub gossip_peers: usize,
-    /// Hex digest of every record version in the store but the NodeInfo heartbeats (which
-    /// change every second): equal on two nodes means the same members and routes.
+    /// Hex digest of every record version in the store but the NodeInfo records (which change
+    /// with addresses and reachability): equal on two nodes means the same members and routes.
     pub digest: String,
     /// Seconds since `hearthd run` started.
     pub uptime_secs: u64,
@@ -324,6 +324,13 @@ pub struct StatusV1 {
     /// The local Docker engine, as the services subsystem sees it.
     #[serde(default)]
     pub docker: DockerV1,
+    /// Store flushes and watermark writes since start: flat while the mesh is idle.
+    #[serde(default)]
+    pub store_writes: u64,
+    /// This node's hybrid logical clock (Unix ms): what its next record will be dated at
+    /// least. A remote clock moves it only through records within `max_clock_ahead`.
+    #[serde(default)]
+    pub clock_ms: u64,
 }
 
 /// Whether this node publishes Docker containers, and if not, why.

@@ -1,15 +1,17 @@
 //! Edge election: which members face the internet.
 //!
-//! [`elect`] is a pure function of the current members, their replicated NodeInfo records and
-//! `now`, so every node computes the same edge set from the same records without talking to
-//! the others. A member is a candidate when it is alive (its last heartbeat is within the
-//! lease it announced), it does not refuse (`edge = "never"`), and it is public (AutoNAT
-//! confirmed a direct QUIC address) or vouched for (`edge = "always"`). Candidates are ranked
+//! [`elect`] is a pure function of the current members, their replicated NodeInfo records,
+//! the members the failure detector holds alive, and `now`, so every node computes the same
+//! edge set from the same records and the same liveness without talking to the others. A
+//! member is a candidate when it is alive (the SWIM failure detector has not declared it
+//! down), it does not refuse (`edge = "never"`), and it is public (AutoNAT confirmed a direct
+//! QUIC address) or vouched for (`edge = "always"`). Candidates are ranked
 //! `always` first, then by seniority (public the longest), then by id, and the first
 //! `max` are elected.
 //!
 //! Stability without shared state (see docs/edges.md):
-//! - a lease of several heartbeats: one or two late heartbeats change nothing;
+//! - SWIM suspicion: a member that misses a probe is suspected, and declared down only when
+//!   it does not refute within the lease;
 //! - seniority ranking: a newcomer never displaces a live incumbent;
 //! - a settling time: a node enters only after it has been public for [`SETTLE_MS`];
 //! - a node that lapses itself (suspended, cut off) restarts its seniority
@@ -29,14 +31,11 @@ use std::ops::RangeInclusive;
 pub const MAX_EDGES: u8 = 16;
 /// `edges.max` when nothing says otherwise.
 pub const DEFAULT_MAX_EDGES: u8 = 3;
-/// Leases a node may announce; anything outside is clamped, so a bad record can neither keep
-/// a dead node elected for long nor make a live one flap.
+/// Leases a node may be configured with (`edges.lease_ms`: how long the failure detector
+/// waits before it declares a silent member down).
 pub const LEASE_RANGE_MS: RangeInclusive<u64> = 500..=300_000;
 /// How long an `auto` node must have been public before it is elected.
 pub const SETTLE_MS: u64 = 2_000;
-/// How far ahead of the observer's clock a heartbeat may be. Heartbeats use the author's wall
-/// clock; nodes are expected to run NTP, and this bounds what a badly set clock can do.
-pub const MAX_CLOCK_AHEAD_MS: u64 = 5_000;
 
 /// Whether a node offers itself as edge ingress (config `edge`).
 #[derive(
@@ -69,22 +68,14 @@ impl fmt::Display for EdgePreference {
 pub enum NotElected {
     /// No NodeInfo record from it yet.
     NoHeartbeat,
+    /// The failure detector does not hold it alive: down, cut off, or not heard from yet.
+    Down,
     /// Configured `edge = "never"`.
     Refuses,
     /// `auto`, and AutoNAT did not confirm it public.
     NotPublic {
         /// What it announced.
         reach: Reach,
-    },
-    /// Its last heartbeat is older than its lease: down, or cut off.
-    Stale {
-        /// Age of the last heartbeat.
-        age_ms: u64,
-    },
-    /// Its heartbeat is dated too far in the future: its clock is wrong.
-    ClockAhead {
-        /// By how much.
-        by_ms: u64,
     },
     /// Public, but not for long enough yet.
     Settling {
@@ -101,21 +92,14 @@ pub enum NotElected {
 impl fmt::Display for NotElected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NotElected::NoHeartbeat => f.write_str("no heartbeat received yet"),
+            NotElected::NoHeartbeat => f.write_str("no NodeInfo record received yet"),
+            NotElected::Down => f.write_str("not answering probes: down or cut off"),
             NotElected::Refuses => f.write_str("configured edge = \"never\""),
             NotElected::NotPublic { reach } => match reach {
                 Reach::Private { reason } => write!(f, "not public: {reason}"),
                 Reach::Unknown => f.write_str("not public: no AutoNAT verdict yet"),
                 Reach::Public { .. } => f.write_str("public"),
             },
-            NotElected::Stale { age_ms } => {
-                write!(f, "last heartbeat {} ago: down or cut off", Millis(*age_ms))
-            }
-            NotElected::ClockAhead { by_ms } => write!(
-                f,
-                "heartbeat dated {} in the future: fix its clock (NTP)",
-                Millis(*by_ms)
-            ),
             NotElected::Settling { remaining_ms } => {
                 write!(
                     f,
@@ -177,12 +161,14 @@ impl Election {
 /// Where a candidate ranks: `always` before `auto`, then seniority, then id.
 type RankKey = (bool, u64, NodeId);
 
-/// Elects the edges among `members` from their NodeInfo records at `now_ms`. Records of
-/// non-members (revoked nodes included) are ignored; if a member appears twice, its latest
-/// heartbeat counts. The result does not depend on the order of either input.
+/// Elects the edges among `members` from their NodeInfo records and the members held
+/// `alive`, at `now_ms`. Records of non-members (revoked nodes included) are ignored; if a
+/// member appears twice, its latest record counts. The result does not depend on the order of
+/// any input.
 pub fn elect<'a>(
     members: impl IntoIterator<Item = NodeId>,
     infos: impl IntoIterator<Item = (NodeId, &'a NodeInfo)>,
+    alive: &BTreeSet<NodeId>,
     now_ms: u64,
 ) -> Election {
     let members: BTreeSet<NodeId> = members.into_iter().collect();
@@ -208,7 +194,8 @@ pub fn elect<'a>(
             verdicts.insert(*node, Verdict::NotEdge(NotElected::NoHeartbeat));
             continue;
         };
-        match judge(info, now_ms) {
+        let is_alive = alive.contains(node);
+        match judge(info, is_alive, now_ms) {
             Err(why) => {
                 verdicts.insert(*node, Verdict::NotEdge(why));
             }
@@ -216,7 +203,7 @@ pub fn elect<'a>(
                 candidates.push((info.edge_pref != EdgePreference::Always, seniority, *node));
             }
         }
-        if liveness(info, now_ms).is_ok() {
+        if is_alive {
             any_alive = true;
             max = max.min(info.edges_max.clamp(1, MAX_EDGES));
         }
@@ -241,29 +228,14 @@ pub fn elect<'a>(
     }
 }
 
-/// Whether the node behind `info` is alive at `now_ms`.
-fn liveness(info: &NodeInfo, now_ms: u64) -> Result<(), NotElected> {
-    if info.heartbeat_ms > now_ms.saturating_add(MAX_CLOCK_AHEAD_MS) {
-        return Err(NotElected::ClockAhead {
-            by_ms: info.heartbeat_ms - now_ms,
-        });
-    }
-    let lease = info
-        .lease_ms
-        .clamp(*LEASE_RANGE_MS.start(), *LEASE_RANGE_MS.end());
-    let age_ms = now_ms.saturating_sub(info.heartbeat_ms);
-    if age_ms > lease {
-        return Err(NotElected::Stale { age_ms });
-    }
-    Ok(())
-}
-
 /// A candidate's seniority (its public-since time; 0 for `always`), or why it is none.
-fn judge(info: &NodeInfo, now_ms: u64) -> Result<u64, NotElected> {
+fn judge(info: &NodeInfo, alive: bool, now_ms: u64) -> Result<u64, NotElected> {
     if info.edge_pref == EdgePreference::Never {
         return Err(NotElected::Refuses);
     }
-    liveness(info, now_ms)?;
+    if !alive {
+        return Err(NotElected::Down);
+    }
     if info.edge_pref == EdgePreference::Always {
         return Ok(0);
     }

@@ -34,7 +34,15 @@ impl Hlc {
         }
     }
 
-    /// Folds in a timestamp seen from a peer so that later local ticks sort after it.
+    /// How far this timestamp is ahead of `now_ms`, when that is more than `bound_ms`: a
+    /// timestamp that should not be believed (or observed) yet.
+    pub fn ahead_of(self, now_ms: u64, bound_ms: u64) -> Option<u64> {
+        let by = self.millis.saturating_sub(now_ms);
+        (by > bound_ms).then_some(by)
+    }
+
+    /// Folds in a timestamp seen from a peer so that later local ticks sort after it. Only
+    /// for timestamps of verified records within the clock bound ([`Hlc::ahead_of`]).
     pub fn observe(self, remote: Hlc) -> Self {
         self.max(remote)
     }
@@ -51,6 +59,13 @@ mod tests {
         let c = b.tick(500);
         assert!(a < b && b < c);
         assert_eq!(c.tick(2_000), Hlc::at(2_000));
+    }
+
+    #[test]
+    fn only_timestamps_beyond_the_bound_are_ahead() {
+        assert_eq!(Hlc::at(10_000).ahead_of(9_000, 1_000), None);
+        assert_eq!(Hlc::at(10_001).ahead_of(9_000, 1_000), Some(1_001));
+        assert_eq!(Hlc::at(1).ahead_of(9_000, 0), None);
     }
 
     #[test]

@@ -41,6 +41,14 @@ pub enum Rejection {
     /// Attempt to revoke the founder, who anchors the mesh.
     #[error("the mesh founder cannot be revoked")]
     FounderIrrevocable,
+    /// Dated further ahead of the receiver's clock than `max_clock_ahead` allows.
+    #[error("record by {author:?} dated {by_ms} ms ahead of this node's clock, more than max_clock_ahead allows: fix the clock of that node (NTP) or of this one")]
+    ClockAhead {
+        /// The author, whose clock is likely wrong.
+        author: NodeId,
+        /// How far ahead.
+        by_ms: u64,
+    },
 }
 
 impl Rejection {
@@ -58,6 +66,7 @@ impl Rejection {
             Rejection::FounderIrrevocable => "founder_irrevocable",
             Rejection::NotRouteOwner(_) => "not_route_owner",
             Rejection::UnknownHost(_) => "unknown_host",
+            Rejection::ClockAhead { .. } => "clock_ahead",
         }
     }
 }

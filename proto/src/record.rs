@@ -133,7 +133,8 @@ pub struct Revocation {
     pub reason: String,
 }
 
-/// A node's description of itself, rewritten at every heartbeat.
+/// A node's description of itself, rewritten only when its content changes (liveness is the
+/// failure detector's, not a record's).
 ///
 /// Fields are appended at the end only (see [`Body`] on growing bodies).
 ///
@@ -152,9 +153,11 @@ pub struct NodeInfo {
     pub edge_pref: EdgePreference,
     /// What AutoNAT found about it.
     pub reach: Reach,
-    /// When it wrote this record, by its own wall clock (Unix ms).
+    /// When it wrote this record, by its own wall clock (Unix ms). (Named for the heartbeats
+    /// these records once were; the name is kept so the encoding stays the same.)
     pub heartbeat_ms: u64,
-    /// How long after `heartbeat_ms` it counts as alive without a newer heartbeat.
+    /// The lease its failure detector runs with (`edges.lease_ms`), for people; the election
+    /// no longer reads it.
     pub lease_ms: u64,
     /// The `edges.max` it is configured with; the mesh uses the smallest live one.
     pub edges_max: u8,

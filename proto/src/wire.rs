@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const JOIN_PROTOCOL: &str = "/hearth/join/1";
 /// Protocol name for record push and anti-entropy.
 pub const SYNC_PROTOCOL: &str = "/hearth/sync/1";
+/// Protocol name for the failure detector's (SWIM) packets.
+pub const SWIM_PROTOCOL: &str = "/hearth/swim/1";
+/// Largest failure-detector packet; foca keeps its packets under this.
+pub const MAX_SWIM_PACKET: usize = 1400;
 /// Most records in one message; larger sets are sent in several.
 pub const MAX_RECORDS_PER_MESSAGE: usize = 2048;
 /// Largest encoded request or response accepted from a peer.
@@ -40,6 +44,26 @@ impl Gossip {
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
+}
+
+/// One failure-detector packet (foca's encoding inside), sent to one member over the
+/// authenticated control connection. Liveness lives here, in memory, not in stored records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwimPacket {
+    /// First version.
+    V1 {
+        /// foca's packet.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// The receipt of a [`SwimPacket`]: request-response needs an answer; the packet's meaning
+/// (ack, indirect ack) travels in packets of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwimReceipt {
+    /// First version.
+    V1,
 }
 
 /// A node asking an inviter for admission.
@@ -82,7 +106,9 @@ pub enum SyncRequestV1 {
     Summary {
         /// [`crate::merge::digest`] of the sender's versions.
         digest: [u8; 32],
-        /// The sender's versions (empty to just compare digests).
+        /// The sender's versions; empty to compare digests only, answered with
+        /// [`SyncResponseV1::InSync`] or [`SyncResponseV1::Differs`], so an idle mesh
+        /// exchanges 32-byte summaries.
         versions: Vec<RecordVersion>,
     },
     /// Reachability: "dial me back over QUIC on this UDP port, at the IP you see me at". The
@@ -129,4 +155,6 @@ pub enum SyncResponseV1 {
         /// `Ok` when the connection came up, else why not.
         result: Result<(), String>,
     },
+    /// A digest-only summary differs: send the versions.
+    Differs,
 }

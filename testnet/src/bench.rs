@@ -55,6 +55,8 @@ pub struct Stats {
     pub p50: f64,
     /// 90th percentile (nearest rank).
     pub p90: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
     /// Largest.
     pub max: f64,
 }
@@ -73,6 +75,7 @@ pub fn stats(samples: &[Duration]) -> Stats {
     Stats {
         p50: rank(0.5),
         p90: rank(0.9),
+        p99: rank(0.99),
         max: ms.last().copied().unwrap_or(0.0),
     }
 }
@@ -306,12 +309,22 @@ async fn publish_latency_once(nodes: usize, count: usize) -> Result<Vec<Duration
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mesh = LabMesh::start_on(lab, &bins, &names).await?;
     mesh.all_list(&mesh.ids()?).await?;
-    let publisher = mesh.node("n1")?;
+    time_publishes(&mesh, "n1", count).await
+}
+
+/// Publishes `count` routes on `publisher` 20 ms apart, after a warm-up route, and returns
+/// for each the time until the last node stored it.
+pub(crate) async fn time_publishes(
+    mesh: &LabMesh,
+    publisher: &str,
+    count: usize,
+) -> Result<Vec<Duration>> {
+    let publisher = mesh.node(publisher)?;
     // Warm up: the first route also proves every gossip mesh link is in place.
     publisher
         .publish("warmup.example.com", "127.0.0.1:80", None)
         .await?;
-    all_route(&mesh, &["warmup.example.com".to_string()]).await?;
+    all_route(mesh, &["warmup.example.com".to_string()]).await?;
 
     let mut started = Vec::new();
     let mut hosts = Vec::new();
@@ -322,7 +335,7 @@ async fn publish_latency_once(nodes: usize, count: usize) -> Result<Vec<Duration
         hosts.push(host);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let tables = all_route(&mesh, &hosts).await?;
+    let tables = all_route(mesh, &hosts).await?;
     if std::env::var_os("HEARTH_BENCH_DEBUG").is_some() {
         let vps = mesh.node("vps")?.status().await?;
         eprintln!(

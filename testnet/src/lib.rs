@@ -13,6 +13,7 @@ pub mod bench_acme;
 pub mod bench_dataplane;
 pub mod bench_docker;
 pub mod bench_failover;
+pub mod bench_scale;
 pub mod delay;
 pub mod demo;
 pub mod dns_query;

@@ -58,6 +58,13 @@ enum Bench {
         #[arg(long, default_value_t = 50)]
         count: usize,
     },
+    /// Formation, publish-to-all latency and idle traffic, CPU, disk writes, memory and
+    /// connections per node, in labs of several sizes (root).
+    Scale {
+        /// Lab sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "5,20,50")]
+        nodes: Vec<usize>,
+    },
     /// Time for a five-node namespace-lab mesh to form (root).
     LabFormation {
         /// Labs to build.
@@ -355,6 +362,10 @@ async fn main() -> Result<()> {
             which: Bench::Publish { nodes, count },
             out,
         } => hearth_testnet::bench::publish_latency(&nodes, count, &out).await,
+        Cmd::Bench {
+            which: Bench::Scale { nodes },
+            out,
+        } => hearth_testnet::bench_scale::scale(&nodes, &out).await,
         Cmd::Bench {
             which: Bench::LabFormation { runs },
             out,

@@ -5,7 +5,7 @@ use super::{clean, list_or, table};
 use hearth_proto::api::EdgesV1;
 use hearth_proto::election::Verdict;
 
-/// A summary line, then NAME, ID, EDGE, PREF, ADDRESSES, HEARTBEAT, WHY NOT.
+/// A summary line, then NAME, ID, EDGE, PREF, ADDRESSES, LIVE, WHY NOT.
 pub fn edges(report: &EdgesV1) -> String {
     let elected = report
         .rows
@@ -30,10 +30,7 @@ pub fn edges(report: &EdgesV1) -> String {
             } else {
                 "-".to_string()
             };
-            let heartbeat = match r.heartbeat_age_ms {
-                None => "never".to_string(),
-                Some(ms) => format!("{:.1}s ago", ms as f64 / 1000.0),
-            };
+            let live = if r.alive { "yes" } else { "no" }.to_string();
             let name = if r.is_self {
                 format!("{} (self)", clean(&r.name))
             } else {
@@ -45,21 +42,13 @@ pub fn edges(report: &EdgesV1) -> String {
                 edge,
                 r.edge_pref.to_string(),
                 addrs,
-                heartbeat,
+                live,
                 why,
             ]
         })
         .collect();
     out.push_str(&table(
-        &[
-            "NAME",
-            "ID",
-            "EDGE",
-            "PREF",
-            "ADDRESSES",
-            "HEARTBEAT",
-            "WHY NOT",
-        ],
+        &["NAME", "ID", "EDGE", "PREF", "ADDRESSES", "LIVE", "WHY NOT"],
         rows,
     ));
     out
@@ -81,7 +70,7 @@ mod tests {
             edge_pref: EdgePreference::Auto,
             reach: Reach::Unknown,
             ips: ips.iter().map(|s| s.to_string()).collect(),
-            heartbeat_age_ms: Some(300),
+            alive: true,
             is_self: false,
         }
     }
@@ -92,7 +81,10 @@ mod tests {
             max: 3,
             rows: vec![
                 row("vps", Verdict::Edge { rank: 0 }, &["198.18.0.11"]),
-                row("vps2", Verdict::Edge { rank: 1 }, &["198.18.0.12"]),
+                EdgeRowV1 {
+                    alive: false,
+                    ..row("vps2", Verdict::Edge { rank: 1 }, &["198.18.0.12"])
+                },
                 row(
                     "home",
                     Verdict::NotEdge(NotElected::NotPublic {
@@ -113,6 +105,9 @@ mod tests {
         // A non-edge shows no addresses, and its reason cannot smuggle escapes.
         assert!(!lines[4].contains("198.19.1.2"), "{text}");
         assert!(lines[4].contains("not public: AutoNAT could not dial back?[31m"));
-        assert!(lines[2].contains("0.3s ago"));
+        // vps2 is shown not alive: the only "no" in its row is the LIVE column.
+        assert!(lines[1].contains("LIVE"), "{text}");
+        assert!(lines[2].trim_end().ends_with(" yes"), "{text}");
+        assert!(lines[3].trim_end().ends_with(" no"), "{text}");
     }
 }

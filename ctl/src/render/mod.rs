@@ -163,6 +163,7 @@ pub fn status(s: &StatusV1) -> String {
             clean(&s.digest.chars().take(DIGEST_DIGITS).collect::<String>()),
         ),
         ("rejected records", rejected),
+        ("store writes", s.store_writes.to_string()),
         ("refused connections", s.refused_connections.to_string()),
         ("uptime", human(s.uptime_secs)),
         ("version", clean(&s.version)),
@@ -404,6 +405,8 @@ mod tests {
             version: "0.1.0".into(),
             data_plane: Default::default(),
             docker: Default::default(),
+            store_writes: 12,
+            clock_ms: 1_700_000_000_000,
         }
     }
 

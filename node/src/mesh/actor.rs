@@ -57,15 +57,17 @@ pub struct MeshSettings {
     pub anti_entropy: Duration,
     /// How long a guest may stay connected.
     pub guest_grace: Duration,
+    /// How far ahead of the local clock a record may be dated (`max_clock_ahead`).
+    pub max_clock_ahead: Duration,
     /// How long tombstones are kept.
     pub tombstone_ttl: Duration,
     /// How many listen addresses were configured (each reports its addresses at start-up).
     pub listeners: usize,
     /// This node's edge preference (announced in its NodeInfo).
     pub edge_pref: EdgePreference,
-    /// Time between heartbeats (a fresh NodeInfo record).
+    /// The failure detector's probe period (`edges.heartbeat_ms`).
     pub heartbeat: Duration,
-    /// How long after a heartbeat this node counts as alive (announced).
+    /// How long a silent member stays alive in the failure detector (`edges.lease_ms`).
     pub lease: Duration,
     /// The `edges.max` this node announces.
     pub edges_max: u8,
@@ -181,12 +183,13 @@ pub struct MeshActor {
     pub(super) data_plane: DataPlaneStatus,
     pub(super) container_intents: watch::Sender<Vec<ContainerRoute>>,
     pub(super) docker: Report<DockerV1>,
-    /// What AutoNAT found, announced with every heartbeat.
+    /// What AutoNAT found, announced in NodeInfo when it changes.
     pub(super) reach: ReachTracker,
-    /// The latest election, recomputed on a timer and whenever a NodeInfo arrives.
+    /// The latest election, recomputed on a timer, whenever a NodeInfo arrives and whenever
+    /// the failure detector's view changes.
     pub(super) election: Election,
-    /// When this node last wrote its heartbeat, to notice that it lapsed.
-    pub(super) last_heartbeat: Option<Instant>,
+    /// Liveness of the other members (SWIM), in memory.
+    pub(super) swim: super::swim::Swim,
     /// Relay reservations on edges, while this node is not public.
     pub(super) reservations: super::relays::Reservations,
     /// Dial-backs asked of members and served for them.
@@ -218,6 +221,19 @@ impl MeshActor {
             .filter_map(|a| a.parse().ok())
             .collect();
         let settings_listeners = settings.listeners;
+        let started_ms = now_ms();
+        let swim = super::swim::Swim::new(
+            super::swim::SwimId {
+                node: me,
+                started_ms,
+                bump: 0,
+            },
+            super::swim::SwimTiming {
+                probe_period: settings.heartbeat,
+                lease: settings.lease,
+            },
+            rand::random(),
+        );
         let topic = gossipsub::IdentTopic::new(format!("{RECORDS_TOPIC_PREFIX}{mesh}"));
         let mut swarm = swarm;
         swarm
@@ -243,7 +259,7 @@ impl MeshActor {
             rejected: BTreeMap::new(),
             refused_connections: 0,
             started: Instant::now(),
-            started_ms: now_ms(),
+            started_ms,
             peer_starts: HashMap::new(),
             readiness: Readiness::new(settings_listeners),
             topic,
@@ -253,7 +269,7 @@ impl MeshActor {
             docker: links.docker,
             reach: ReachTracker::default(),
             election: Election::default(),
-            last_heartbeat: None,
+            swim,
             reservations: Default::default(),
             dialbacks: Default::default(),
         };
@@ -279,11 +295,13 @@ impl MeshActor {
             info!(mesh = %self.mesh.short(), "mesh actor started");
             let mut maintain = tokio::time::interval(Duration::from_millis(500));
             let mut anti_entropy = tokio::time::interval(self.settings.anti_entropy);
-            let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
-            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut elect = tokio::time::interval(ELECTION_PERIOD);
             elect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                let swim_due = self
+                    .swim
+                    .next_deadline()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(20)), if !self.readiness.ready() => {}
@@ -296,7 +314,7 @@ impl MeshActor {
                     Some(request) = writes.recv() => self.write_for(request),
                     _ = maintain.tick() => self.maintain(),
                     _ = anti_entropy.tick() => self.anti_entropy_round(),
-                    _ = heartbeat.tick() => self.heartbeat(),
+                    _ = tokio::time::sleep_until(swim_due.into()) => self.swim_tick(),
                     _ = elect.tick() => self.election_tick(),
                 }
             }
@@ -323,6 +341,15 @@ impl MeshActor {
             Err(e) => warn!(error = %e, "cannot read membership"),
         }
         self.update_gate();
+        let revoked: Vec<NodeId> = self
+            .membership
+            .revoked()
+            .map(|(id, _)| *id)
+            .filter(|id| self.swim.alive().contains(id))
+            .collect();
+        for node in revoked {
+            self.forget_liveness(&node);
+        }
         let to_close: Vec<PeerId> = self
             .peers
             .iter()
@@ -463,6 +490,9 @@ impl MeshActor {
                     if num_established.get() == 1 {
                         debug!(%peer, %address, "member connected");
                         self.send_summary(peer);
+                        if let Some(node) = node {
+                            self.introduce_to(node);
+                        }
                     }
                 } else {
                     debug!(%peer, %address, "guest connected; it may only redeem an invite");
@@ -522,6 +552,7 @@ impl MeshActor {
             },
             SwarmEvent::Behaviour(MeshBehaviourEvent::Join(event)) => self.handle_join_event(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Sync(event)) => self.handle_sync_event(event),
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Swim(event)) => self.handle_swim_event(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Gossip(event)) => {
                 self.handle_gossip_event(event)
             }

@@ -2,8 +2,8 @@
 
 use super::gate::Gate;
 use hearth_proto::wire::{
-    JoinRequest, JoinResponse, SyncRequest, SyncResponse, JOIN_PROTOCOL, MAX_MESSAGE_BYTES,
-    SYNC_PROTOCOL,
+    JoinRequest, JoinResponse, SwimPacket, SwimReceipt, SyncRequest, SyncResponse, JOIN_PROTOCOL,
+    MAX_MESSAGE_BYTES, MAX_SWIM_PACKET, SWIM_PROTOCOL, SYNC_PROTOCOL,
 };
 use libp2p::request_response::{self, cbor, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -31,6 +31,7 @@ pub struct MeshBehaviour {
     pub join: cbor::Behaviour<JoinRequest, JoinResponse>,
     /// Record pull (anti-entropy) and directed pushes.
     pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub swim: cbor::Behaviour<SwimPacket, SwimReceipt>,
     /// Record push to the whole mesh.
     pub gossip: gossipsub::Behaviour,
     /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
@@ -72,6 +73,18 @@ where
 /// instead of leaving some to lazy gossip, and the heartbeat is short so new peers join the
 /// mesh quickly. Records carry their own signatures, so messages are anonymous and identified by
 /// content.
+/// The failure detector's packets: small, and useless once late (foca times its own probes).
+fn swim_codec() -> cbor::Behaviour<SwimPacket, SwimReceipt> {
+    let codec = cbor::codec::Codec::default()
+        .set_request_size_maximum(MAX_SWIM_PACKET as u64 + 64)
+        .set_response_size_maximum(64);
+    request_response::Behaviour::with_codec(
+        codec,
+        [(StreamProtocol::new(SWIM_PROTOCOL), ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+    )
+}
+
 fn gossip_config() -> Result<gossipsub::Config, TransportError> {
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
@@ -170,6 +183,7 @@ pub fn build_swarm(
             ),
             join: codec(JOIN_PROTOCOL),
             sync: codec(SYNC_PROTOCOL),
+            swim: swim_codec(),
             gossip,
             autonat: autonat::v2::client::Behaviour::new(
                 rand::rngs::OsRng,

@@ -94,6 +94,8 @@ impl MeshActor {
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_plane: self.data_plane.snapshot(),
             docker: self.docker.snapshot(),
+            store_writes: self.store.writes(),
+            clock_ms: self.clock.millis,
         }
     }
 

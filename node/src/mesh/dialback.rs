@@ -154,9 +154,16 @@ impl MeshActor {
                 self.reach_changed();
             }
             Some((addr, Err(error))) => {
-                info!(%addr, %error, "a member could not dial us back");
+                // Asked again every minute while private: only a new verdict is worth a line
+                // in the log (and a write to the disk it is on).
+                let before = self.reach.reach();
                 self.reach
                     .failed(&addr, &format!("a member's dial-back failed ({error})"));
+                if self.reach.reach() != before {
+                    info!(%addr, %error, "a member could not dial us back");
+                } else {
+                    debug!(%addr, %error, "a member could not dial us back, again");
+                }
                 self.reach_changed();
             }
             None => {}

@@ -1,9 +1,11 @@
-//! Reachability, heartbeats and edge election in the mesh actor.
+//! Reachability, NodeInfo and edge election in the mesh actor.
 //!
 //! The node announces what AutoNAT found ([`hearth_proto::reach`]) in a NodeInfo record that
-//! it rewrites every `edges.heartbeat_ms`; every node runs the same pure election
-//! ([`hearth_proto::election::elect`]) over the replicated records on a timer, and publishes
-//! the result to the data plane through the [`crate::view::MeshView`]. See docs/edges.md.
+//! it rewrites only when its content changes; liveness comes from the failure detector
+//! ([`super::swim`]). Every node runs the same pure election
+//! ([`hearth_proto::election::elect`]) over the replicated records and the live members, on a
+//! timer and on every change, and publishes the result to the data plane through the
+//! [`crate::view::MeshView`]. See docs/edges.md.
 
 use super::actor::MeshActor;
 use crate::clock::now_ms;
@@ -13,34 +15,17 @@ use hearth_proto::record::NodeInfo;
 use hearth_proto::{Body, Kind, NodeId};
 use libp2p::autonat;
 use std::collections::BTreeMap;
-use std::time::Instant;
 use tracing::{info, warn};
 
 impl MeshActor {
-    /// The heartbeat: a fresh NodeInfo. A heartbeat that comes later than the lease means
-    /// this node was stalled or suspended and the others have dropped it, so its seniority
-    /// starts over ([`hearth_proto::reach::ReachTracker::lapsed`]).
-    pub(super) fn heartbeat(&mut self) {
-        if let Some(last) = self.last_heartbeat {
-            let gap = last.elapsed();
-            if gap > self.settings.lease {
-                warn!(
-                    gap_ms = gap.as_millis() as u64,
-                    "heartbeat came later than the lease; restarting edge seniority"
-                );
-                self.reach.lapsed(now_ms());
-            }
-        }
-        self.publish_node_info();
-    }
-
-    /// Writes this node's NodeInfo: addresses, reachability, preference and heartbeat.
+    /// Writes this node's NodeInfo (addresses, reachability, preference, limits, start time)
+    /// when it differs from the one stored: an idle node writes nothing.
     pub(super) fn publish_node_info(&mut self) {
         if self.membership.revocation(&self.me).is_some() {
             return;
         }
         let addrs = self.announced_addrs();
-        let info = NodeInfo {
+        let mut info = NodeInfo {
             name: self.settings.name.clone(),
             tunnel: crate::addrs::tunnel_addrs(&addrs, self.settings.tunnel_port),
             addrs,
@@ -53,9 +38,20 @@ impl MeshActor {
             started_ms: self.started_ms,
             acme: self.settings.acme.clone(),
         };
-        match self.write(Body::NodeInfo(info)) {
-            Ok(_) => self.last_heartbeat = Some(Instant::now()),
-            Err(e) => warn!(error = %e, "cannot publish node info"),
+        if let Some(stored) = self.node_info(&self.me) {
+            let unchanged = NodeInfo {
+                heartbeat_ms: stored.heartbeat_ms,
+                ..info.clone()
+            };
+            if unchanged == stored {
+                return;
+            }
+            info!(changed = ?changed_fields(&stored, &info), "announcing a new NodeInfo");
+            // Written-at never goes backwards, even if the wall clock did.
+            info.heartbeat_ms = info.heartbeat_ms.max(stored.heartbeat_ms);
+        }
+        if let Err(e) = self.write(Body::NodeInfo(info)) {
+            warn!(error = %e, "cannot publish node info");
         }
     }
 
@@ -99,7 +95,13 @@ impl MeshActor {
     pub(super) fn refresh_election(&mut self) -> bool {
         let infos = self.member_infos();
         let members = self.member_ids();
-        let election = elect(members, infos.iter().map(|(n, i)| (*n, i)), now_ms());
+        let alive = self.alive_members();
+        let election = elect(
+            members,
+            infos.iter().map(|(n, i)| (*n, i)),
+            &alive,
+            now_ms(),
+        );
         let changed = election.edges != self.election.edges;
         if changed {
             let names: Vec<String> = election
@@ -124,7 +126,7 @@ impl MeshActor {
     /// `hearthctl edges`: the election with every member's verdict.
     pub(super) fn edges_report(&self) -> EdgesV1 {
         let infos = self.member_infos();
-        let now = now_ms();
+        let alive = self.alive_members();
         let mut rows: Vec<EdgeRowV1> = self
             .member_ids()
             .into_iter()
@@ -147,7 +149,7 @@ impl MeshActor {
                     ips: info
                         .map(|i| edge_ips(i).iter().map(|ip| ip.to_string()).collect())
                         .unwrap_or_default(),
-                    heartbeat_age_ms: info.map(|i| now.saturating_sub(i.heartbeat_ms)),
+                    alive: alive.contains(&node),
                     is_self: node == self.me,
                 }
             })
@@ -161,4 +163,25 @@ impl MeshActor {
             rows,
         }
     }
+}
+
+/// The NodeInfo fields that differ, for the log: a NodeInfo write is rare and worth a line.
+fn changed_fields(old: &NodeInfo, new: &NodeInfo) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("name", old.name != new.name);
+    check("addrs", old.addrs != new.addrs);
+    check("version", old.version != new.version);
+    check("tunnel", old.tunnel != new.tunnel);
+    check("edge_pref", old.edge_pref != new.edge_pref);
+    check("reach", old.reach != new.reach);
+    check("lease_ms", old.lease_ms != new.lease_ms);
+    check("edges_max", old.edges_max != new.edges_max);
+    check("started_ms", old.started_ms != new.started_ms);
+    check("acme", old.acme != new.acme);
+    changed
 }

@@ -40,16 +40,31 @@ impl MeshActor {
         Ok(record)
     }
 
-    /// Applies records from `from`, returning (stored, rejected) counts.
+    /// Applies records from `from`, returning (stored, rejected) counts. A record dated beyond
+    /// the clock bound is refused before anything else; the local clock observes only
+    /// records that verified and were stored.
     pub(super) fn ingest(&mut self, records: Vec<Record>, from: Option<PeerId>) -> (u32, u32) {
-        for record in &records {
-            self.clock = self.clock.observe(record.hlc);
-        }
+        let now = now_ms();
+        let bound = self.settings.max_clock_ahead.as_millis() as u64;
+        let (records, ahead): (Vec<Record>, Vec<Record>) = records
+            .into_iter()
+            .partition(|r| r.hlc.ahead_of(now, bound).is_none());
+        let ahead: Vec<Rejection> = ahead
+            .iter()
+            .map(|r| Rejection::ClockAhead {
+                author: r.author,
+                by_ms: r.hlc.millis.saturating_sub(now),
+            })
+            .collect();
         match self.store.apply_batch(records) {
-            Ok((stored, rejected)) => {
+            Ok((stored, mut rejected)) => {
+                rejected.extend(ahead);
                 for rejection in &rejected {
                     debug!(%rejection, "refused record");
                     self.count_rejection(rejection);
+                }
+                for record in &stored {
+                    self.clock = self.clock.observe(record.hlc);
                 }
                 let counts = (stored.len() as u32, rejected.len() as u32);
                 self.after_stored(&stored, from);
@@ -98,16 +113,13 @@ impl MeshActor {
         //   members, so a hub reaches every leaf in one step.
         // Gossipsub still carries records further; duplicates cost one stale check, and
         // anti-entropy repairs anything both paths miss.
-        // Heartbeats (NodeInfo) are passed on by edges only: every member keeps a connection
-        // to every edge, so that reaches whoever the author has no connection to (yet), while
-        // every node passing every heartbeat on would cost n² messages per heartbeat.
-        let hub = self.election.is_edge(&self.me);
+        // NodeInfo records are written only when they change (liveness is the failure
+        // detector's), so they travel like any other record.
         let first_hop: Vec<Record> = match from {
             None => stored.to_vec(),
             Some(source) => stored
                 .iter()
                 .filter(|r| node_id(&source) == Some(r.author))
-                .filter(|r| hub || r.kind != Kind::NodeInfo)
                 .cloned()
                 .collect(),
         };
@@ -174,11 +186,17 @@ impl MeshActor {
             .report_message_validation_result(&message_id, &peer, acceptance);
     }
 
+    /// Sends `peer` every version this node holds (a new connection, or digests differ).
     pub(super) fn send_summary(&mut self, peer: PeerId) {
+        self.send_summary_of(peer, true);
+    }
+
+    fn send_summary_of(&mut self, peer: PeerId, with_versions: bool) {
         let Ok(versions) = self.store.versions() else {
             return;
         };
         let digest = hearth_proto::merge::digest(&versions);
+        let versions = if with_versions { versions } else { Vec::new() };
         let request = SyncRequest::V1(SyncRequestV1::Summary { digest, versions });
         self.swarm.behaviour_mut().sync.send_request(&peer, request);
     }
@@ -198,7 +216,8 @@ impl MeshActor {
             return;
         }
         let pick = (rand::random::<u32>() as usize) % peers.len();
-        self.send_summary(peers[pick]);
+        // The digest alone first: an idle mesh is in sync, and 32 bytes say so.
+        self.send_summary_of(peers[pick], false);
     }
 
     /// Computes what a peer with `versions` lacks, and what it has that we lack.
@@ -264,6 +283,8 @@ impl MeshActor {
                         SyncRequestV1::Summary { digest, versions } => {
                             if self.store.digest().ok() == Some(digest) {
                                 SyncResponseV1::InSync
+                            } else if versions.is_empty() {
+                                SyncResponseV1::Differs
                             } else {
                                 self.delta_for(versions)
                             }
@@ -293,6 +314,10 @@ impl MeshActor {
                 let SyncResponse::V1(response) = response;
                 if let SyncResponseV1::DialedBack { addr, result } = response {
                     self.dial_back_answered(request_id, Some((addr, result)));
+                    return;
+                }
+                if matches!(response, SyncResponseV1::Differs) && self.is_member_peer(&peer) {
+                    self.send_summary(peer);
                     return;
                 }
                 if let SyncResponseV1::Delta { records, want } = response {

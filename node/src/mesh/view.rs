@@ -37,6 +37,7 @@ impl MeshActor {
             .collect();
         let mut view = MeshView {
             members,
+            down: self.swim.down().clone(),
             ..MeshView::default()
         };
         let infos = self.member_infos();

@@ -6,7 +6,7 @@ use super::tls::{self, Credentials};
 use super::{TunnelError, Tunnels};
 use crate::view::{DataPlaneStatus, ViewRx};
 use hearth_proto::{NodeId, NodeKey};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +82,8 @@ pub struct TunnelActor {
     serve: Arc<ServeContext>,
     dialing: HashSet<NodeId>,
     retry: HashMap<NodeId, Retry>,
+    /// The members the failure detector had declared down at the last reconcile.
+    down: BTreeSet<NodeId>,
 }
 
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -132,6 +134,7 @@ impl TunnelActor {
             serve,
             dialing: HashSet::new(),
             retry: HashMap::new(),
+            down: BTreeSet::new(),
         })
     }
 
@@ -218,6 +221,15 @@ impl TunnelActor {
         let view = self.view.borrow().clone();
         self.tunnels
             .close_unless(|node| view.is_member(node), |node| view.is_edge(node));
+        // A member just declared down loses its tunnels now: a kept-alive visitor would
+        // otherwise wait for the tunnel's idle timeout. Only on the change, so a restarted
+        // member's new tunnel is not closed while the detector still lists its old self.
+        for node in view.down.difference(&self.down) {
+            if self.tunnels.close(node, b"declared down") {
+                info!(peer = %node.short(), "tunnel closed: the failure detector declared the member down");
+            }
+        }
+        self.down = view.down.clone();
         let now = Instant::now();
         if !view.is_member(&self.me) {
             return;

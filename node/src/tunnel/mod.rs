@@ -186,6 +186,20 @@ impl Tunnels {
         }
     }
 
+    /// Closes every tunnel to `node`; returns whether there was one.
+    pub(crate) fn close(&self, node: &NodeId, reason: &'static [u8]) -> bool {
+        let Ok(mut links) = self.links.lock() else {
+            return false;
+        };
+        let Some(link) = links.remove(node) else {
+            return false;
+        };
+        for tunnel in &link.connections {
+            tunnel.connection.close(1u32.into(), reason);
+        }
+        true
+    }
+
     /// Opens a stream to `node` for `header`, and waits for the member's answer. The caller
     /// bounds the wait.
     pub async fn open(

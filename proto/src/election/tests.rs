@@ -3,7 +3,6 @@ use crate::id::NodeKey;
 use proptest::prelude::*;
 
 const LEASE: u64 = 4_000;
-const BEAT: u64 = 1_000;
 
 fn id(i: u8) -> NodeId {
     NodeKey::from_secret([i + 1; 32]).id()
@@ -35,10 +34,18 @@ fn with_pref(info: NodeInfo, edge_pref: EdgePreference) -> NodeInfo {
     NodeInfo { edge_pref, ..info }
 }
 
+/// The election with liveness as a failure detector with a `LEASE` would see it: a member
+/// is alive when it was heard from (`heartbeat_ms`) within the lease.
 fn run(infos: &[(NodeId, NodeInfo)], now_ms: u64) -> Election {
+    let alive = infos
+        .iter()
+        .filter(|(_, i)| now_ms.saturating_sub(i.heartbeat_ms) <= LEASE)
+        .map(|(n, _)| *n)
+        .collect();
     elect(
         infos.iter().map(|(n, _)| *n),
         infos.iter().map(|(n, i)| (*n, i)),
+        &alive,
         now_ms,
     )
 }
@@ -76,10 +83,7 @@ fn public_members_are_elected_and_every_other_member_says_why() {
         NotElected::NotPublic { .. }
     ));
     assert_eq!(why(&election, id(3)), NotElected::Refuses);
-    assert_eq!(
-        why(&election, id(4)),
-        NotElected::Stale { age_ms: LEASE + 1 }
-    );
+    assert_eq!(why(&election, id(4)), NotElected::Down);
     assert!(matches!(
         why(&election, id(5)),
         NotElected::NotPublic {
@@ -94,7 +98,8 @@ fn members_without_records_and_records_of_non_members_do_not_count() {
     let now = 50_000;
     let stranger = id(9);
     let infos = [(stranger, public(1, now))];
-    let election = elect([id(0)], infos.iter().map(|(n, i)| (*n, i)), now);
+    let alive = [id(0), stranger].into();
+    let election = elect([id(0)], infos.iter().map(|(n, i)| (*n, i)), &alive, now);
     assert!(election.edges.is_empty());
     assert_eq!(why(&election, id(0)), NotElected::NoHeartbeat);
     assert!(!election.verdicts.contains_key(&stranger));
@@ -148,32 +153,6 @@ fn a_dead_edge_drops_out_once_its_lease_ends() {
     let mut one_dead = infos.clone();
     one_dead[1].1.heartbeat_ms = 10_000 + LEASE;
     assert_eq!(run(&one_dead, 10_000 + LEASE + 1).edges, vec![id(1)]);
-}
-
-#[test]
-fn a_heartbeat_from_the_future_is_refused() {
-    let infos = vec![(id(0), public(1, 20_000))];
-    assert_eq!(
-        why(&run(&infos, 20_000 - MAX_CLOCK_AHEAD_MS - 1), id(0)),
-        NotElected::ClockAhead {
-            by_ms: MAX_CLOCK_AHEAD_MS + 1
-        }
-    );
-    assert_eq!(run(&infos, 20_000 - MAX_CLOCK_AHEAD_MS).edges, vec![id(0)]);
-}
-
-#[test]
-fn a_huge_announced_lease_is_clamped() {
-    let infos = vec![(
-        id(0),
-        NodeInfo {
-            lease_ms: u64::MAX,
-            ..public(1, 1_000)
-        },
-    )];
-    let end = *LEASE_RANGE_MS.end();
-    assert_eq!(run(&infos, 1_000 + end).edges, vec![id(0)]);
-    assert!(run(&infos, 1_000 + end + 1).edges.is_empty());
 }
 
 #[test]
@@ -296,91 +275,17 @@ proptest! {
         }
         let mut members: Vec<NodeId> = shuffled.iter().map(|(n, _)| *n).collect();
         members.reverse();
-        let again = elect(members, shuffled.iter().map(|(n, i)| (*n, i)), now);
+        let alive = shuffled
+            .iter()
+            .filter(|(_, i)| now.saturating_sub(i.heartbeat_ms) <= LEASE)
+            .map(|(n, _)| *n)
+            .collect();
+        let again = elect(members, shuffled.iter().map(|(n, i)| (*n, i)), &alive, now);
         prop_assert_eq!(&again, &reference);
         prop_assert!(reference.edges.len() <= usize::from(reference.max));
         for edge in &reference.edges {
             let info = &infos.iter().find(|(n, _)| n == edge).unwrap().1;
             prop_assert!(info.edge_pref != EdgePreference::Never);
-        }
-    }
-
-    /// Heartbeats every 0.5-1.5 s, each delivered 0-1.5 s late (and possibly out of order), to
-    /// two observers with their own delays: over a minute, neither observer's edge set ever
-    /// changes, and both always agree once records have arrived.
-    #[test]
-    fn jittered_heartbeats_never_flap_the_set(
-        kinds in proptest::collection::vec(0..4u8, 2..7),
-        jitter in proptest::collection::vec((0..=1_000u64, 0..=1_500u64, 0..=1_500u64), 7 * 130),
-    ) {
-        let start = 0u64;
-        let end = 60_000u64;
-        // (sent at, delivered to observer a, delivered to observer b) per node.
-        let mut beats: Vec<Vec<(u64, u64, u64)>> = Vec::new();
-        let mut draws = jitter.iter();
-        for _ in &kinds {
-            let mut t = start;
-            let mut node_beats = Vec::new();
-            while t < end {
-                let &(j, da, db) = draws.next().unwrap_or(&(500, 0, 0));
-                t += BEAT / 2 + j;
-                node_beats.push((t, t + da, t + db));
-            }
-            beats.push(node_beats);
-        }
-        let info_at = |kind: u8, i: usize, heartbeat_ms: u64| NodeInfo {
-            edges_max: 2,
-            ..match kind {
-                0 => public(i as u64, heartbeat_ms),
-                1 => with_pref(private(heartbeat_ms), EdgePreference::Always),
-                2 => private(heartbeat_ms),
-                _ => with_pref(public(i as u64, heartbeat_ms), EdgePreference::Never),
-            }
-        };
-        // Per node and observer: deliveries in arrival order, each with the latest heartbeat
-        // delivered by then (a late older record never replaces a newer one).
-        let arrivals = |observer_b: bool| -> Vec<Vec<(u64, u64)>> {
-            beats
-                .iter()
-                .map(|node_beats| {
-                    let mut delivered: Vec<(u64, u64)> = node_beats
-                        .iter()
-                        .map(|(sent, a, b)| (if observer_b { *b } else { *a }, *sent))
-                        .collect();
-                    delivered.sort();
-                    let mut latest = 0;
-                    for entry in &mut delivered {
-                        latest = latest.max(entry.1);
-                        entry.1 = latest;
-                    }
-                    delivered
-                })
-                .collect()
-        };
-        let (at_a, at_b) = (arrivals(false), arrivals(true));
-        let ids: Vec<NodeId> = (0..kinds.len()).map(|i| id(i as u8)).collect();
-        // What an observer holds at `now`: per node, the latest heartbeat delivered by then.
-        let view = |now: u64, observer_b: bool| -> Vec<(NodeId, NodeInfo)> {
-            let delivered = if observer_b { &at_b } else { &at_a };
-            kinds
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &kind)| {
-                    let arrived = delivered[i].partition_point(|(at, _)| *at <= now);
-                    let latest = delivered[i].get(arrived.checked_sub(1)?)?.1;
-                    Some((ids[i], info_at(kind, i, latest)))
-                })
-                .collect()
-        };
-        let settled = start + 2 * BEAT + 1_500 + SETTLE_MS;
-        let first = run(&view(settled, false), settled).edges;
-        let mut now = settled;
-        while now < end - 2 * BEAT {
-            let a = run(&view(now, false), now).edges;
-            let b = run(&view(now, true), now).edges;
-            prop_assert_eq!(&a, &first, "observer a changed its set at {} ms", now);
-            prop_assert_eq!(&b, &first, "observer b disagrees at {} ms", now);
-            now += 50;
         }
     }
 }

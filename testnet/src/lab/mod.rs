@@ -8,7 +8,7 @@
 //! killed test process are removed by the next one.
 
 mod clients;
-mod cmd;
+pub(crate) mod cmd;
 mod docker_link;
 mod edges;
 mod exec;

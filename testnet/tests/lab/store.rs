@@ -200,3 +200,95 @@ async fn a_forged_record_from_a_member_is_rejected_everywhere() -> Result<()> {
     .await;
     mesh.explain(result)
 }
+
+/// What a node has written so far: the store's own count of flushes and watermark writes,
+/// and the bytes the process sent to disk (`/proc/PID/io`, its log file included).
+async fn writes_of(node: &hearth_testnet::procs::ProcNode) -> Result<(u64, u64)> {
+    let store = node.status().await?.store_writes;
+    let pid = node
+        .pid()
+        .ok_or_else(|| anyhow::anyhow!("{} is not running", node.name))?;
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    let disk = io
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no write_bytes in /proc/{pid}/io"))?;
+    Ok((store, disk))
+}
+
+/// Once formed, a five-node mesh behind every kind of NAT writes nothing for 30 s: liveness
+/// lives in the failure detector, NodeInfo records change only with their content, and the
+/// watermark is rewritten only when the store changed.
+#[tokio::test]
+async fn an_idle_mesh_writes_nothing_to_disk() -> Result<()> {
+    if !labs_can_run("lab idle writes") {
+        return Ok(());
+    }
+    let mesh = LabMesh::start_on(five_host_lab()?, &Binaries::locate()?, &FIVE).await?;
+    let result = async {
+        mesh.all_list(&mesh.ids()?).await?;
+        mesh.edges_everywhere(&["vps"]).await?;
+        mesh.same_digest().await?;
+        // Formation is over once every node holds every other alive and its NodeInfo says
+        // what AutoNAT found: the last writes of joining are behind us.
+        for node in &mesh.nodes {
+            eventually(&format!("{} settled", node.name), LAB_CONVERGE, || async {
+                let report = node.edges().await?;
+                let unsettled: Vec<&str> = report
+                    .rows
+                    .iter()
+                    .filter(|r| !r.alive || r.reach == hearth_proto::reach::Reach::Unknown)
+                    .map(|r| r.name.as_str())
+                    .collect();
+                ensure!(unsettled.is_empty(), "not settled: {unsettled:?}");
+                Ok(())
+            })
+            .await?;
+        }
+        // The watermark follows the store at the next anti-entropy round (10 s), so the last
+        // write of formation may come that much later: wait until no node wrote for 12 s.
+        let all_writes = || async {
+            let mut writes = Vec::new();
+            for node in &mesh.nodes {
+                writes.push(writes_of(node).await?);
+            }
+            anyhow::Ok(writes)
+        };
+        let settle = std::time::Duration::from_secs(12);
+        let give_up = std::time::Instant::now() + LAB_CONVERGE;
+        let mut last = all_writes().await?;
+        let mut quiet_from = std::time::Instant::now();
+        while quiet_from.elapsed() < settle {
+            ensure!(
+                std::time::Instant::now() < give_up,
+                "the mesh kept writing after it formed: {last:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let now = all_writes().await?;
+            if now != last {
+                last = now;
+                quiet_from = std::time::Instant::now();
+            }
+        }
+        let before = last;
+        // The measurement window itself, not a wait for something to happen.
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        let mut noisy = Vec::new();
+        for (node, (store0, disk0)) in mesh.nodes.iter().zip(before) {
+            let (store1, disk1) = writes_of(node).await?;
+            if store1 != store0 || disk1 != disk0 {
+                noisy.push(format!(
+                    "{}: {} store writes, {} bytes to disk",
+                    node.name,
+                    store1 - store0,
+                    disk1 - disk0
+                ));
+            }
+        }
+        ensure!(noisy.is_empty(), "an idle mesh wrote: {noisy:?}");
+        Ok(())
+    }
+    .await;
+    mesh.explain(result)
+}

@@ -1,0 +1,107 @@
+//! The failure detector in the mesh actor: carrying [`super::swim::Swim`]'s packets over the
+//! members' control connections and acting on what it concludes. See docs/edges.md.
+
+use super::actor::MeshActor;
+use super::peer_id::{node_id, peer_id};
+use super::swim::SwimOutput;
+use crate::clock::now_ms;
+use hearth_proto::wire::{SwimPacket, SwimReceipt};
+use hearth_proto::NodeId;
+use libp2p::request_response::{self, Message};
+use std::collections::BTreeSet;
+use std::time::Instant;
+use tracing::{debug, info};
+
+impl MeshActor {
+    /// Members held alive: this node, and every current member the detector has not declared
+    /// down.
+    pub(super) fn alive_members(&self) -> BTreeSet<NodeId> {
+        self.swim
+            .alive()
+            .iter()
+            .copied()
+            .filter(|n| self.membership.is_member(n))
+            .chain(std::iter::once(self.me))
+            .collect()
+    }
+
+    /// A member connected: make sure the detector knows it (it then learns the rest of the
+    /// mesh from it).
+    pub(super) fn introduce_to(&mut self, node: NodeId) {
+        if self.swim.alive().contains(&node) {
+            return;
+        }
+        let started_ms = self.peer_starts.get(&node).copied().unwrap_or(0);
+        let output = self.swim.announce(node, started_ms, Instant::now());
+        self.apply_swim(output);
+    }
+
+    /// The detector's timers.
+    pub(super) fn swim_tick(&mut self) {
+        let output = self.swim.tick(Instant::now());
+        self.apply_swim(output);
+    }
+
+    /// A revoked member leaves the detector.
+    pub(super) fn forget_liveness(&mut self, node: &NodeId) {
+        let output = self.swim.forget(node, Instant::now());
+        self.apply_swim(output);
+    }
+
+    pub(super) fn handle_swim_event(
+        &mut self,
+        event: request_response::Event<SwimPacket, SwimReceipt>,
+    ) {
+        let request_response::Event::Message {
+            peer,
+            message: Message::Request {
+                request, channel, ..
+            },
+            ..
+        } = event
+        else {
+            return;
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .swim
+            .send_response(channel, SwimReceipt::V1);
+        let Some(node) = node_id(&peer).filter(|_| self.is_member_peer(&peer)) else {
+            return;
+        };
+        let SwimPacket::V1 { bytes } = request;
+        match self.swim.receive(node, &bytes, Instant::now()) {
+            Ok(output) => self.apply_swim(output),
+            Err(e) => {
+                debug!(%peer, error = %e, "failure-detector packet refused");
+                *self.rejected.entry("swim").or_default() += 1;
+            }
+        }
+    }
+
+    /// Sends the detector's packets and acts on its conclusions. A packet for a member this
+    /// node has no connection to is dropped: the detector counts it as lost and asks others
+    /// to probe through their connections, which is how members behind different NATs vouch
+    /// for each other without dialing.
+    pub(super) fn apply_swim(&mut self, output: SwimOutput) {
+        for (node, bytes) in output.send {
+            let peer = peer_id(&node);
+            if self.peers.get(&peer).is_none_or(|s| s.connections == 0) {
+                continue;
+            }
+            let packet = SwimPacket::V1 {
+                bytes: bytes.to_vec(),
+            };
+            self.swarm.behaviour_mut().swim.send_request(&peer, packet);
+        }
+        if output.rejoined {
+            info!("the other members had declared this node down (stalled or cut off); edge seniority starts over");
+            self.reach.lapsed(now_ms());
+            self.publish_node_info();
+        }
+        if output.alive_changed && self.refresh_election() {
+            self.publish_view();
+        }
+    }
+}

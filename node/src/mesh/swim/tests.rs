@@ -1,0 +1,255 @@
+//! The failure detector on a simulated network with simulated time: deterministic, no
+//! sockets, no sleeps.
+
+use super::*;
+use hearth_proto::NodeKey;
+use std::collections::{BTreeMap, VecDeque};
+
+const PERIOD: Duration = Duration::from_millis(1000);
+const LEASE: Duration = Duration::from_millis(4000);
+/// One-way latency of the simulated links.
+const LATENCY: Duration = Duration::from_millis(20);
+
+/// N detectors, a packet queue with latency, links that can be cut, nodes that can be killed.
+struct Net {
+    ids: Vec<NodeId>,
+    nodes: BTreeMap<NodeId, Swim>,
+    in_flight: VecDeque<(Instant, NodeId, NodeId, Bytes)>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    dead: BTreeSet<NodeId>,
+    now: Instant,
+    rejoined: BTreeSet<NodeId>,
+    packets: usize,
+}
+
+impl Net {
+    fn new(n: usize) -> Self {
+        let ids: Vec<NodeId> = (0..n).map(|_| NodeKey::generate().id()).collect();
+        let timing = SwimTiming {
+            probe_period: PERIOD,
+            lease: LEASE,
+        };
+        let nodes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let me = SwimId {
+                    node: *id,
+                    started_ms: 1,
+                    bump: 0,
+                };
+                (*id, Swim::new(me, timing, i as u64))
+            })
+            .collect();
+        Net {
+            ids,
+            nodes,
+            in_flight: VecDeque::new(),
+            cut: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            now: Instant::now(),
+            rejoined: BTreeSet::new(),
+            packets: 0,
+        }
+    }
+
+    fn take(&mut self, from: NodeId, output: SwimOutput) {
+        if output.rejoined {
+            self.rejoined.insert(from);
+        }
+        for (to, bytes) in output.send {
+            self.packets += 1;
+            self.in_flight
+                .push_back((self.now + LATENCY, from, to, bytes));
+        }
+    }
+
+    /// Every node announces itself to node 0, as members do when they connect to an edge.
+    fn join_all(&mut self) {
+        let hub = self.ids[0];
+        for id in self.ids.clone().into_iter().skip(1) {
+            let now = self.now;
+            let output = self.nodes.get_mut(&id).unwrap().announce(hub, 1, now);
+            self.take(id, output);
+        }
+    }
+
+    /// Advances simulated time by `span` in 10 ms steps.
+    fn run(&mut self, span: Duration) {
+        let end = self.now + span;
+        while self.now < end {
+            self.now += Duration::from_millis(10);
+            let now = self.now;
+            while self.in_flight.front().is_some_and(|(at, ..)| *at <= now) {
+                let Some((_, from, to, bytes)) = self.in_flight.pop_front() else {
+                    break;
+                };
+                if self.dead.contains(&to)
+                    || self.dead.contains(&from)
+                    || self.cut.contains(&(from, to))
+                {
+                    continue;
+                }
+                let output = self.nodes.get_mut(&to).unwrap().receive(from, &bytes, now);
+                if let Ok(output) = output {
+                    self.take(to, output);
+                }
+            }
+            for id in self.ids.clone() {
+                if self.dead.contains(&id) {
+                    continue;
+                }
+                let output = self.nodes.get_mut(&id).unwrap().tick(now);
+                self.take(id, output);
+            }
+        }
+    }
+
+    fn alive_at(&self, id: NodeId) -> &BTreeSet<NodeId> {
+        self.nodes[&id].alive()
+    }
+
+    fn others(&self, id: NodeId) -> BTreeSet<NodeId> {
+        self.ids
+            .iter()
+            .copied()
+            .filter(|o| *o != id && !self.dead.contains(o))
+            .collect()
+    }
+
+    fn partition(&mut self, left: &[NodeId], right: &[NodeId]) {
+        for a in left {
+            for b in right {
+                self.cut.insert((*a, *b));
+                self.cut.insert((*b, *a));
+            }
+        }
+    }
+}
+
+#[test]
+fn every_node_learns_every_other_through_one_hub() {
+    let mut net = Net::new(10);
+    net.join_all();
+    net.run(Duration::from_secs(5));
+    for id in net.ids.clone() {
+        assert_eq!(net.alive_at(id), &net.others(id), "view of {}", id.short());
+    }
+}
+
+#[test]
+fn a_dead_member_is_dropped_by_everyone_within_the_lease_and_a_half() {
+    let mut net = Net::new(8);
+    net.join_all();
+    net.run(Duration::from_secs(5));
+    let victim = net.ids[3];
+    net.dead.insert(victim);
+    net.run(LEASE + LEASE / 2);
+    for id in net.others(victim) {
+        assert!(
+            !net.alive_at(id).contains(&victim),
+            "{} still holds the dead member alive",
+            id.short()
+        );
+        assert!(net.nodes[&id].down().contains(&victim));
+        assert_eq!(net.alive_at(id), &net.others(id));
+    }
+}
+
+#[test]
+fn a_member_only_some_can_reach_stays_alive_through_indirect_probes() {
+    let mut net = Net::new(6);
+    net.join_all();
+    net.run(Duration::from_secs(5));
+    // Two homes behind NAT that never reach each other directly: the others relay probes.
+    let (a, b) = (net.ids[4], net.ids[5]);
+    net.partition(&[a], &[b]);
+    net.run(Duration::from_secs(20));
+    assert!(net.alive_at(a).contains(&b));
+    assert!(net.alive_at(b).contains(&a));
+    assert!(net.rejoined.is_empty(), "nobody was declared down");
+}
+
+#[test]
+fn after_a_partition_heals_the_views_are_whole_again() {
+    let mut net = Net::new(8);
+    net.join_all();
+    net.run(Duration::from_secs(5));
+    let (left, right) = net.ids.split_at(4);
+    let (left, right) = (left.to_vec(), right.to_vec());
+    net.partition(&left, &right);
+    net.run(Duration::from_secs(15));
+    for id in &left {
+        assert!(net.alive_at(*id).iter().all(|o| left.contains(o)));
+    }
+    net.cut.clear();
+    net.run(Duration::from_secs(30));
+    for id in net.ids.clone() {
+        assert_eq!(net.alive_at(id), &net.others(id), "view of {}", id.short());
+    }
+}
+
+#[test]
+fn a_stalled_node_rejoins_and_is_told_so() {
+    let mut net = Net::new(5);
+    net.join_all();
+    net.run(Duration::from_secs(5));
+    let stalled = net.ids[2];
+    net.dead.insert(stalled);
+    net.run(LEASE * 2);
+    assert!(net
+        .others(stalled)
+        .iter()
+        .all(|o| !net.alive_at(*o).contains(&stalled)));
+    net.dead.remove(&stalled);
+    net.run(Duration::from_secs(15));
+    assert!(
+        net.rejoined.contains(&stalled),
+        "the stalled node learned it was down"
+    );
+    for id in net.ids.clone() {
+        assert_eq!(net.alive_at(id), &net.others(id), "view of {}", id.short());
+    }
+}
+
+#[test]
+fn idle_traffic_per_node_does_not_grow_with_the_mesh() {
+    let per_node_per_sec = |n: usize| {
+        let mut net = Net::new(n);
+        net.join_all();
+        net.run(Duration::from_secs(20));
+        net.packets = 0;
+        net.run(Duration::from_secs(20));
+        net.packets as f64 / n as f64 / 20.0
+    };
+    let small = per_node_per_sec(5);
+    let large = per_node_per_sec(40);
+    // A probe and its ack per period, plus gossip that dies out when nothing changes.
+    assert!(
+        large < small * 2.0,
+        "5 nodes: {small:.1}/s, 40 nodes: {large:.1}/s"
+    );
+}
+
+#[test]
+fn a_packet_claiming_another_sender_is_refused() {
+    let mut net = Net::new(3);
+    let (a, b, c) = (net.ids[0], net.ids[1], net.ids[2]);
+    let now = net.now;
+    let output = net.nodes.get_mut(&b).unwrap().announce(a, 1, now);
+    let (_, bytes) = output.send.into_iter().next().unwrap();
+    // The packet from b arrives on c's connection.
+    let err = net
+        .nodes
+        .get_mut(&a)
+        .unwrap()
+        .receive(c, &bytes, now)
+        .unwrap_err();
+    assert!(matches!(err, SwimError::Spoofed { .. }), "{err}");
+    assert!(net
+        .nodes
+        .get_mut(&a)
+        .unwrap()
+        .receive(a, b"\x01", now)
+        .is_err());
+}

@@ -1,0 +1,268 @@
+//! `bench scale`: what a mesh costs as it grows, in namespace labs of several sizes on one
+//! machine: formation time, publish-to-every-node latency, and per node at idle the control
+//! traffic, CPU, disk writes, memory and connections.
+
+use crate::bench::{stats, write_section};
+use crate::lab::{HostKind, Lab, LabMesh};
+use crate::procs::{Binaries, ProcNode};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long the idle mesh is watched.
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+/// Publishes timed per size.
+const PUBLISHES: usize = 50;
+
+/// A lab of `nodes` hosts: a few public ones (one per twenty nodes, at least one), the rest
+/// behind home NAT and carrier-grade NAT in turn.
+fn scale_lab(nodes: usize) -> Result<(Lab, Vec<String>)> {
+    let public = (nodes / 20).max(1);
+    let mut builder = Lab::builder();
+    let mut names = Vec::new();
+    for i in 0..nodes {
+        let (name, kind) = if i < public {
+            (format!("pub{i}"), HostKind::Public)
+        } else if i % 2 == 0 {
+            (format!("home{i}"), HostKind::Home)
+        } else {
+            (format!("cgnat{i}"), HostKind::Cgnat)
+        };
+        builder = builder.host(&name, kind);
+        names.push(name);
+    }
+    Ok((builder.build()?, names))
+}
+
+/// A process's counters at one moment, from /proc.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    /// CPU time, user plus system, in clock ticks.
+    cpu_ticks: u64,
+    /// Bytes the process caused to be written to disk.
+    disk_bytes: u64,
+    /// Bytes sent and received on every interface of its network namespace but loopback.
+    net_bytes: u64,
+    /// Resident memory, bytes.
+    rss_bytes: u64,
+}
+
+fn counters(node: &ProcNode) -> Result<Counters> {
+    let pid = node.pid().context("not running")?;
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .with_context(|| format!("reading /proc/{pid}/{file}"))
+    };
+    let stat = read("stat")?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
+    let cpu_ticks = field(11) + field(12);
+    let value_of = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let disk_bytes = value_of(&read("io")?, "write_bytes:");
+    let rss_bytes = value_of(&read("status")?, "VmRSS:") * 1024;
+    let mut net_bytes = 0;
+    for line in read("net/dev")?.lines().skip(2) {
+        let Some((iface, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if iface.trim() == "lo" {
+            continue;
+        }
+        let cols: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        net_bytes += cols.first().copied().unwrap_or(0) + cols.get(8).copied().unwrap_or(0);
+    }
+    Ok(Counters {
+        cpu_ticks,
+        disk_bytes,
+        net_bytes,
+        rss_bytes,
+    })
+}
+
+/// What one size measured.
+#[derive(Debug)]
+struct SizeResult {
+    nodes: usize,
+    formation: Duration,
+    publish_p50: f64,
+    publish_p99: f64,
+    traffic: (f64, f64),
+    cpu: (f64, f64),
+    disk: (f64, f64),
+    rss: (f64, f64),
+    connections: (f64, usize),
+}
+
+/// Mean and maximum.
+fn mean_max(values: &[f64]) -> (f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let max = values.iter().copied().fold(0.0, f64::max);
+    (mean, max)
+}
+
+async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
+    let (lab, names) = scale_lab(nodes)?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let mesh = LabMesh::start_on(lab, bins, &names).await?;
+    mesh.all_list(&mesh.ids()?).await?;
+    let formation = started.elapsed();
+    println!("{nodes} nodes: formed in {} ms", formation.as_millis());
+
+    let publisher = names[names.len() - 1];
+    let latencies = crate::bench::time_publishes(&mesh, publisher, PUBLISHES).await?;
+    let publish = stats(&latencies);
+    println!(
+        "{nodes} nodes: publish to all p50 {:.0} ms, p99 {:.0} ms",
+        publish.p50, publish.p99
+    );
+
+    // Idle: nothing is published or asked for while the window runs.
+    let before: Vec<Counters> = mesh.nodes.iter().map(counters).collect::<Result<_>>()?;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let after: Vec<Counters> = mesh.nodes.iter().map(counters).collect::<Result<_>>()?;
+    let ticks = clock_ticks_per_second();
+    let secs = IDLE_WINDOW.as_secs_f64();
+    let per_node = |f: &dyn Fn(&Counters, &Counters) -> f64| -> Vec<f64> {
+        before.iter().zip(&after).map(|(b, a)| f(b, a)).collect()
+    };
+    let traffic = per_node(&|b, a| a.net_bytes.saturating_sub(b.net_bytes) as f64 / secs);
+    let cpu =
+        per_node(&|b, a| a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / ticks / secs * 100.0);
+    let disk = per_node(&|b, a| a.disk_bytes.saturating_sub(b.disk_bytes) as f64 / secs);
+    let rss = per_node(&|_, a| a.rss_bytes as f64 / 1e6);
+    let mut connections = Vec::new();
+    for node in &mesh.nodes {
+        connections.push(node.status().await?.peers_connected.len());
+    }
+    let conn_mean = connections.iter().sum::<usize>() as f64 / connections.len().max(1) as f64;
+    let result = SizeResult {
+        nodes,
+        formation,
+        publish_p50: publish.p50,
+        publish_p99: publish.p99,
+        traffic: mean_max(&traffic),
+        cpu: mean_max(&cpu),
+        disk: mean_max(&disk),
+        rss: mean_max(&rss),
+        connections: (conn_mean, connections.iter().copied().max().unwrap_or(0)),
+    };
+    println!("{result:?}");
+    Ok(result)
+}
+
+/// `CLK_TCK`, the unit of /proc's CPU times (100 on Linux unless told otherwise).
+fn clock_ticks_per_second() -> f64 {
+    crate::lab::cmd::run("getconf", &["CLK_TCK"])
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Runs every size and writes the `scale` section.
+pub async fn scale(sizes: &[usize], out: &Path) -> Result<()> {
+    crate::lab::available()?;
+    let bins = Binaries::locate()?;
+    let mut results = Vec::new();
+    for &nodes in sizes {
+        results.push(measure(nodes, &bins).await?);
+    }
+    let mut rows = String::new();
+    for r in &results {
+        rows.push_str(&format!(
+            "| {} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} B/s ({:.0}) | {:.2} % ({:.2}) | {:.0} B/s ({:.0}) | {:.1} MB ({:.1}) | {:.1} ({}) |\n",
+            r.nodes,
+            r.formation.as_secs_f64(),
+            r.publish_p50,
+            r.publish_p99,
+            r.traffic.0,
+            r.traffic.1,
+            r.cpu.0,
+            r.cpu.1,
+            r.disk.0,
+            r.disk.1,
+            r.rss.0,
+            r.rss.1,
+            r.connections.0,
+            r.connections.1,
+        ));
+    }
+    let largest = results.iter().max_by_key(|r| r.nodes);
+    let verdict = largest
+        .map(|r| {
+            let goal = |name: &str, ok: bool, value: String| {
+                format!("{name}: {}, {value}", if ok { "met" } else { "**missed**" })
+            };
+            [
+                goal(
+                    "publish-to-all p99 at most 1 s",
+                    r.publish_p99 <= 1000.0,
+                    format!("{:.0} ms", r.publish_p99),
+                ),
+                goal(
+                    "idle traffic at most 2 KB/s per node",
+                    r.traffic.0 <= 2000.0,
+                    format!("{:.0} B/s", r.traffic.0),
+                ),
+                goal(
+                    "idle disk writes 0 B/s",
+                    r.disk.1 == 0.0,
+                    format!("{:.0} B/s at most", r.disk.1),
+                ),
+                goal(
+                    "idle CPU at most 0.3 % of a core per node",
+                    r.cpu.0 <= 0.3,
+                    format!("{:.2} %", r.cpu.0),
+                ),
+                goal(
+                    "RSS at most 25 MB per node",
+                    r.rss.0 <= 25.0,
+                    format!("{:.1} MB", r.rss.0),
+                ),
+            ]
+            .join("; ")
+        })
+        .unwrap_or_default();
+    let sizes_arg = sizes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let body = format!(
+        "## Mesh size: formation, publish latency and idle cost\n\n\
+         Namespace labs on this 2-core machine, one `hearthd` per host: one public host per \
+         twenty nodes (at least one), the rest alternately behind home NAT and carrier-grade \
+         NAT. *Formation*: from the founder's start through one invite and join after another \
+         until every node lists every member. *Publish*: {PUBLISHES} routes published on a \
+         CGNAT node, time until every node stored each (each node notes when). Then the mesh \
+         is left idle for {idle} s and each `hearthd` is read from /proc: bytes on its \
+         namespace's interfaces (control plane and tunnel keep-alives), CPU time, bytes \
+         written to disk (its log included), resident memory; *connections* are the members \
+         it has a control connection to. Per node: mean (max).\n\n\
+         | nodes | formation | publish p50 | publish p99 | idle traffic | idle CPU | idle disk writes | RSS | connections |\n\
+         |---|---|---|---|---|---|---|---|---|\n{rows}\n\
+         Goals at the largest size: {verdict}.\n\n\
+         Command (root): `cargo build --release --workspace --bins && target/release/hearth-testnet bench scale --nodes {sizes_arg}`\n",
+        idle = IDLE_WINDOW.as_secs(),
+    );
+    write_section(out, "scale", &body)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
