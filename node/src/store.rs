@@ -13,6 +13,8 @@ use hearth_proto::record::Genesis;
 use hearth_proto::{Body, Hlc, Kind, MeshId, Record, RecordId, RecordVersion};
 use std::path::{Path, PathBuf};
 
+pub mod flusher;
+
 /// Directory of the sled database inside the data dir.
 pub const STORE_DIR: &str = "store";
 
@@ -234,6 +236,11 @@ impl Store {
         self.db.flush().map(|_| ()).map_err(|e| self.io(e))
     }
 
+    /// Makes everything applied so far durable: for [`flusher::Flusher`], and at shutdown.
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
+
     fn count_write(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -410,7 +417,9 @@ impl Store {
         Ok(applied)
     }
 
-    fn apply_unflushed(&self, record: &Record) -> Result<Applied, ApplyError> {
+    /// Validates and merges one record, leaving the flush to the caller (the mesh actor's
+    /// group commit, [`flusher::Flusher`]): readers see it at once, the disk later.
+    pub fn apply_unflushed(&self, record: &Record) -> Result<Applied, ApplyError> {
         let Some(mesh) = self.mesh()? else {
             return Err(ApplyError::Rejected(Rejection::GenesisMismatch));
         };
@@ -440,6 +449,19 @@ impl Store {
     /// whole batch, before the call returns.
     pub fn apply_batch(
         &self,
+        pending: Vec<Record>,
+    ) -> Result<(Vec<Record>, Vec<Rejection>), StoreError> {
+        let (stored, rejected) = self.apply_batch_unflushed(pending)?;
+        if !stored.is_empty() {
+            self.flush()?;
+        }
+        Ok((stored, rejected))
+    }
+
+    /// [`Store::apply_batch`] leaving the flush to the caller, like
+    /// [`Store::apply_unflushed`].
+    pub fn apply_batch_unflushed(
+        &self,
         mut pending: Vec<Record>,
     ) -> Result<(Vec<Record>, Vec<Rejection>), StoreError> {
         pending.sort_by_key(|r| (r.kind, r.hlc));
@@ -463,9 +485,6 @@ impl Store {
                 }
             }
             if !progress || retry.is_empty() {
-                if !stored.is_empty() {
-                    self.flush()?;
-                }
                 return Ok((stored, rejected));
             }
             pending = retry;

@@ -165,6 +165,62 @@ impl LocalMesh {
         Ok(index)
     }
 
+    /// Pushes `records` to node `i` as the member whose key is `key` (a stopped node's, say),
+    /// over a fresh connection, the way a peer's replication does; returns the answer.
+    pub async fn push_as(
+        &self,
+        i: usize,
+        key: &hearth_proto::NodeKey,
+        records: Vec<hearth_proto::Record>,
+    ) -> Result<hearth_proto::wire::SyncResponseV1> {
+        use hearth_node::mesh::behaviour::{build_swarm, MeshBehaviourEvent, SwarmRole};
+        use hearth_node::mesh::peer_id::{keypair, peer_id};
+        use hearth_proto::wire::{SyncRequest, SyncRequestV1, SyncResponse};
+        use libp2p::futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        let mut swarm = build_swarm(keypair(key), SwarmRole::Joiner)?;
+        let target = peer_id(&self.nodes[i].id);
+        swarm.behaviour_mut().gate.policy.members.insert(target);
+        let addrs: Vec<libp2p::Multiaddr> = self
+            .status(i)
+            .await?
+            .listen_addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        swarm.dial(
+            libp2p::swarm::dial_opts::DialOpts::peer_id(target)
+                .addresses(addrs)
+                .build(),
+        )?;
+        let mut records = Some(records);
+        let answer = tokio::time::timeout(CONVERGE, async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target => {
+                        if let Some(records) = records.take() {
+                            let request = SyncRequest::V1(SyncRequestV1::Push { records });
+                            swarm.behaviour_mut().sync.send_request(&target, request);
+                        }
+                    }
+                    SwarmEvent::Behaviour(MeshBehaviourEvent::Sync(Event::Message {
+                        message:
+                            Message::Response {
+                                response: SyncResponse::V1(response),
+                                ..
+                            },
+                        ..
+                    })) => return response,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .context("no answer to the push")?;
+        Ok(answer)
+    }
+
     /// Stops node `i` cleanly.
     pub async fn stop(&mut self, i: usize) {
         if let Some(running) = self.nodes[i].running.take() {

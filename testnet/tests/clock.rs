@@ -2,18 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use anyhow::{bail, Result};
-use hearth_node::mesh::behaviour::{build_swarm, MeshBehaviourEvent, SwarmRole};
-use hearth_node::mesh::peer_id::{keypair, peer_id};
 use hearth_proto::record::NodeInfo;
-use hearth_proto::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
-use hearth_proto::{Body, Hlc, NodeKey, Record};
-use hearth_testnet::eventually::CONVERGE;
+use hearth_proto::wire::SyncResponseV1;
+use hearth_proto::{Body, Hlc, Record};
 use hearth_testnet::local::LocalMesh;
-use libp2p::futures::StreamExt;
-use libp2p::request_response::{Event, Message};
-use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::SwarmEvent;
-use libp2p::Multiaddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> u64 {
@@ -21,50 +13,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-/// Pushes `record` to node 0 as the member whose key is `key`, over a fresh connection, and
-/// returns node 0's answer.
-async fn push_as(mesh: &LocalMesh, key: &NodeKey, record: Record) -> Result<SyncResponseV1> {
-    let mut swarm = build_swarm(keypair(key), SwarmRole::Joiner)?;
-    let target = peer_id(&mesh.nodes[0].id);
-    swarm.behaviour_mut().gate.policy.members.insert(target);
-    let addrs: Vec<Multiaddr> = mesh
-        .status(0)
-        .await?
-        .listen_addrs
-        .iter()
-        .map(|a| a.parse().unwrap())
-        .collect();
-    swarm.dial(DialOpts::peer_id(target).addresses(addrs).build())?;
-    let mut record = Some(record);
-    let answer = tokio::time::timeout(CONVERGE, async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target => {
-                    if let Some(record) = record.take() {
-                        swarm.behaviour_mut().sync.send_request(
-                            &target,
-                            SyncRequest::V1(SyncRequestV1::Push {
-                                records: vec![record],
-                            }),
-                        );
-                    }
-                }
-                SwarmEvent::Behaviour(MeshBehaviourEvent::Sync(Event::Message {
-                    message:
-                        Message::Response {
-                            response: SyncResponse::V1(response),
-                            ..
-                        },
-                    ..
-                })) => return response,
-                _ => {}
-            }
-        }
-    })
-    .await?;
-    Ok(answer)
 }
 
 /// Node 2's clock is an hour fast: its record is refused by the node it reaches, counted in
@@ -82,7 +30,7 @@ async fn a_far_future_record_is_refused_and_no_clock_moves() -> Result<()> {
     });
     let hour_ahead = now_ms() + 3_600_000;
     let record = Record::sign(&key, mesh.status(0).await?.mesh, &info, Hlc::at(hour_ahead));
-    let answer = push_as(&mesh, &key, record).await?;
+    let answer = mesh.push_as(0, &key, vec![record]).await?;
     assert!(
         matches!(
             answer,
@@ -117,7 +65,7 @@ async fn a_far_future_record_is_refused_and_no_clock_moves() -> Result<()> {
         ..NodeInfo::default()
     });
     let record = Record::sign(&key, mesh.status(0).await?.mesh, &info, Hlc::at(soon));
-    let answer = push_as(&mesh, &key, record).await?;
+    let answer = mesh.push_as(0, &key, vec![record]).await?;
     if !matches!(answer, SyncResponseV1::Ack { stored: 1, .. }) {
         bail!("a record 10 s ahead must be taken: {answer:?}");
     }

@@ -190,6 +190,11 @@ pub struct MeshActor {
     pub(super) election: Election,
     /// Liveness of the other members (SWIM), in memory.
     pub(super) swim: super::swim::Swim,
+    /// The thread that flushes the store, and its reports.
+    pub(super) flusher: crate::store::flusher::Flusher,
+    flushed: mpsc::UnboundedReceiver<crate::store::flusher::Flushed>,
+    /// What waits for a flush.
+    pub(super) durability: super::durable::Durability,
     /// Relay reservations on edges, while this node is not public.
     pub(super) reservations: super::relays::Reservations,
     /// Dial-backs asked of members and served for them.
@@ -241,6 +246,8 @@ impl MeshActor {
             .gossip
             .subscribe(&topic)
             .map_err(|e| crate::NodeError::BadGrant(format!("gossip subscription: {e}")))?;
+        let (flushed_tx, flushed) = mpsc::unbounded_channel();
+        let flusher = crate::store::flusher::Flusher::start(store.clone(), flushed_tx)?;
         let mut actor = Self {
             key,
             me,
@@ -270,6 +277,9 @@ impl MeshActor {
             reach: ReachTracker::default(),
             election: Election::default(),
             swim,
+            flusher,
+            flushed,
+            durability: Default::default(),
             reservations: Default::default(),
             dialbacks: Default::default(),
         };
@@ -307,8 +317,9 @@ impl MeshActor {
                     _ = tokio::time::sleep(Duration::from_millis(20)), if !self.readiness.ready() => {}
                     Some((command, reply)) = commands.recv(), if self.readiness.ready() => {
                         let response = self.handle_command(command);
-                        let _ = reply.send(response);
+                        self.when_durable(super::durable::Completion::Admin(reply, response));
                     }
+                    Some(flushed) = self.flushed.recv() => self.flushed(flushed),
                     event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                     Some(wanted) = container_routes.recv() => self.sync_container_routes(wanted),
                     Some(request) = writes.recv() => self.write_for(request),
@@ -317,7 +328,9 @@ impl MeshActor {
                     _ = tokio::time::sleep_until(swim_due.into()) => self.swim_tick(),
                     _ = elect.tick() => self.election_tick(),
                 }
+                self.end_of_turn();
             }
+            self.flush_before_exit();
             if let Err(e) = self.store.save_watermark() {
                 warn!(error = %e, "cannot save the store watermark");
             }

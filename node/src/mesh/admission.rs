@@ -48,11 +48,10 @@ impl MeshActor {
                 }
             }
         }
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .join
-            .send_response(channel, JoinResponse::V1(result));
+        self.when_durable(super::durable::Completion::JoinAnswer(
+            channel,
+            JoinResponse::V1(result),
+        ));
     }
 
     fn admit(

@@ -18,7 +18,8 @@ pub type WriteRequest = (Body, oneshot::Sender<Result<Record, ApiError>>);
 impl MeshActor {
     /// Writes a record for another actor of this node.
     pub(super) fn write_for(&mut self, (body, reply): WriteRequest) {
-        let _ = reply.send(self.write(body));
+        let result = self.write(body);
+        self.when_durable(super::durable::Completion::Write(reply, result));
     }
 
     /// `hearthctl certs`.

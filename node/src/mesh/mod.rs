@@ -9,6 +9,7 @@ pub mod certs;
 mod commands;
 mod containers;
 mod dialback;
+mod durable;
 mod edges;
 pub mod gate;
 mod liveness;

@@ -23,12 +23,14 @@ impl MeshActor {
         *self.rejected.entry(rejection.label()).or_default() += 1;
     }
 
-    /// Signs, stores and pushes a record written by this node.
+    /// Signs and stores a record written by this node; it is pushed to the others once the
+    /// flush at the end of this turn made it durable.
     pub(super) fn write(&mut self, body: Body) -> Result<Record, ApiError> {
         let hlc = self.next_hlc();
         let record = Record::sign(&self.key, self.mesh, &body, hlc);
-        match self.store.apply(&record) {
-            Ok(_) => {}
+        match self.store.apply_unflushed(&record) {
+            Ok(crate::store::Applied::Stored) => self.mark_unflushed(),
+            Ok(crate::store::Applied::Stale) => {}
             Err(ApplyError::Rejected(r)) => {
                 return Err(ApiError::new(ApiErrorKind::Forbidden, r.to_string()))
             }
@@ -36,7 +38,8 @@ impl MeshActor {
                 return Err(ApiError::new(ApiErrorKind::Internal, e.to_string()))
             }
         }
-        self.after_stored(std::slice::from_ref(&record), None);
+        self.apply_locally(std::slice::from_ref(&record));
+        self.when_durable(super::durable::Completion::Spread(vec![record.clone()]));
         Ok(record)
     }
 
@@ -56,8 +59,11 @@ impl MeshActor {
                 by_ms: r.hlc.millis.saturating_sub(now),
             })
             .collect();
-        match self.store.apply_batch(records) {
+        match self.store.apply_batch_unflushed(records) {
             Ok((stored, mut rejected)) => {
+                if !stored.is_empty() {
+                    self.mark_unflushed();
+                }
                 rejected.extend(ahead);
                 for rejection in &rejected {
                     debug!(%rejection, "refused record");
@@ -77,9 +83,15 @@ impl MeshActor {
         }
     }
 
-    /// Pushes newly stored records to every connected member but their source, and refreshes
-    /// membership when it changed.
+    /// Refreshes what newly stored records change here, and pushes them to every connected
+    /// member but their source.
     pub(super) fn after_stored(&mut self, stored: &[Record], from: Option<PeerId>) {
+        self.apply_locally(stored);
+        self.spread(stored, from);
+    }
+
+    /// What newly stored records change on this node: membership, the election, the view.
+    pub(super) fn apply_locally(&mut self, stored: &[Record]) {
         if stored.is_empty() {
             return;
         }
@@ -104,6 +116,14 @@ impl MeshActor {
         // Every kind but the genesis shows in the data plane's view.
         if stored.iter().any(|r| r.kind != Kind::Genesis) {
             self.publish_view();
+        }
+    }
+
+    /// Pushes newly stored records on: this node's own (`from` is `None`) to every connected
+    /// member and on gossipsub, received ones from their author to the other members.
+    pub(super) fn spread(&mut self, stored: &[Record], from: Option<PeerId>) {
+        if stored.is_empty() {
+            return;
         }
         // Two paths, because a personal mesh is often a star (NAT'd homes around one VPS)
         // and gossipsub alone was measured to miss a leaf now and then (its subscription
@@ -208,9 +228,7 @@ impl MeshActor {
             Ok(n) => info!(purged = n, "purged expired tombstones"),
             Err(e) => warn!(error = %e, "cannot purge tombstones"),
         }
-        if let Err(e) = self.store.save_watermark() {
-            warn!(error = %e, "cannot save the store watermark");
-        }
+        self.flusher.save_watermark();
         let peers = self.connected_members();
         if peers.is_empty() {
             return;
@@ -296,11 +314,11 @@ impl MeshActor {
                         }
                     }
                 };
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, SyncResponse::V1(response));
+                // An acknowledgement promises durability: it waits for the turn's flush.
+                self.when_durable(super::durable::Completion::SyncAck(
+                    channel,
+                    SyncResponse::V1(response),
+                ));
             }
             request_response::Event::Message {
                 peer,
