@@ -48,6 +48,15 @@ pub fn stats_row(what: &str, s: Stats, n: usize) -> String {
     )
 }
 
+/// Lab sizes as the `--nodes` argument that reproduces a run: `5,20,50`.
+pub fn sizes_arg(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Summary statistics of a sample, in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Stats {
@@ -396,11 +405,7 @@ pub async fn publish_latency(sizes: &[usize], count: usize, out: &Path) -> Resul
             };
         }
     }
-    let sizes_arg = sizes
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let sizes_arg = sizes_arg(sizes);
     let body = format!(
         "## Route publish latency\n\n\
          Time from `publish` on a home node (behind NAT, so every record goes through the VPS) \

@@ -87,7 +87,7 @@ async fn kill_once(
     let client = site.mesh.lab.host("client")?.clone();
     let survivor = if victim == "pub1" { "pub2" } else { "pub1" };
     let survivor_addr = site.mesh.lab.host(survivor)?.addr;
-    // Kills land at different points of the victim's heartbeat period.
+    // Kills land at different points of the failure detector's probe period.
     tokio::time::sleep(Duration::from_millis(300 + (k as u64 * 137) % 1000)).await;
     let killed = Instant::now();
     site.mesh.node_mut(victim)?.kill().await;
@@ -181,13 +181,14 @@ fn report(
         "## Edge failover and election\n\n\
          A namespace lab: two public hosts (`pub1`, `pub2`, both `edge = \"auto\"`, elected by \
          AutoNAT and the election), a home host behind NAT serving `{SITE}` through them, and a \
-         client host. The edges answer DNS for `{ZONE}`. Defaults: heartbeat 1 s, lease 4 s, DNS \
-         TTL 10 s.\n\n\
+         client host. The edges answer DNS for `{ZONE}`. Defaults: the SWIM failure detector \
+         probes one member a second and declares a silent one down after a 4 s lease; DNS TTL \
+         10 s.\n\n\
          *Failover*: the client runs `probe failover-load`: 4 workers, each request on a new \
          connection to the next edge in turn, a failed attempt retried at once on the other edge \
          (what a browser does with two A records). Once both edges have answered, one edge's \
-         `hearthd` is killed with `kill -9` (alternating between the two, at varying points of its \
-         heartbeat period), then restarted and re-elected before the next kill. The *gap* is the \
+         `hearthd` is killed with `kill -9` (alternating between the two, at varying points of the \
+         detector's probe period), then restarted and re-elected before the next kill. The *gap* is the \
          longest time between two successful responses through any edge during the run. \
          *Dropped* is the time from the kill until every surviving node's election no longer \
          lists the dead edge; *DNS* until the surviving edge's DNS answers `{SITE}` with its own \

@@ -108,6 +108,10 @@ struct SizeResult {
     disk: (f64, f64),
     rss: (f64, f64),
     connections: (f64, usize),
+    /// Store flushes and watermark writes during the idle window, all nodes together.
+    store_flushes: u64,
+    /// Why formation had not settled when the window began, if it had not.
+    unsettled: Option<String>,
 }
 
 /// Mean and maximum.
@@ -134,10 +138,18 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
         publish.p50, publish.p99
     );
 
-    // Idle: nothing is published or asked for while the window runs.
+    // Idle: formation is over (reach verdicts, relay reservations, the last watermark), and
+    // nothing is published or asked for while the window runs.
+    let unsettled = mesh.settled().await.err().map(|e| {
+        let text = e.to_string();
+        println!("{nodes} nodes: did not settle: {text}");
+        text
+    });
+    let flushes_before = store_writes(&mesh).await?;
     let before: Vec<Counters> = mesh.nodes.iter().map(counters).collect::<Result<_>>()?;
     tokio::time::sleep(IDLE_WINDOW).await;
     let after: Vec<Counters> = mesh.nodes.iter().map(counters).collect::<Result<_>>()?;
+    let store_flushes = store_writes(&mesh).await? - flushes_before;
     let ticks = clock_ticks_per_second();
     let secs = IDLE_WINDOW.as_secs_f64();
     let per_node = |f: &dyn Fn(&Counters, &Counters) -> f64| -> Vec<f64> {
@@ -163,9 +175,20 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
         disk: mean_max(&disk),
         rss: mean_max(&rss),
         connections: (conn_mean, connections.iter().copied().max().unwrap_or(0)),
+        store_flushes,
+        unsettled,
     };
     println!("{result:?}");
     Ok(result)
+}
+
+/// Store flushes and watermark writes of every node together (`hearthctl status`).
+async fn store_writes(mesh: &LabMesh) -> Result<u64> {
+    let mut total = 0;
+    for node in &mesh.nodes {
+        total += node.status().await?.store_writes;
+    }
+    Ok(total)
 }
 
 /// `CLK_TCK`, the unit of /proc's CPU times (100 on Linux unless told otherwise).
@@ -187,7 +210,7 @@ pub async fn scale(sizes: &[usize], out: &Path) -> Result<()> {
     let mut rows = String::new();
     for r in &results {
         rows.push_str(&format!(
-            "| {} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} B/s ({:.0}) | {:.2} % ({:.2}) | {:.0} B/s ({:.0}) | {:.1} MB ({:.1}) | {:.1} ({}) |\n",
+            "| {} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} B/s ({:.0}) | {:.2} % ({:.2}) | {:.0} B/s ({:.0}), {} store writes | {:.1} MB ({:.1}) | {:.1} ({}) |\n",
             r.nodes,
             r.formation.as_secs_f64(),
             r.publish_p50,
@@ -198,12 +221,25 @@ pub async fn scale(sizes: &[usize], out: &Path) -> Result<()> {
             r.cpu.1,
             r.disk.0,
             r.disk.1,
+            r.store_flushes,
             r.rss.0,
             r.rss.1,
             r.connections.0,
             r.connections.1,
         ));
     }
+    let notes: String = results
+        .iter()
+        .filter_map(|r| {
+            r.unsettled.as_ref().map(|why| {
+                format!(
+                    "\n**{} nodes did not settle** before the idle window (measured anyway, so its idle figures include formation): {}\n",
+                    r.nodes,
+                    why.lines().next().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
     let largest = results.iter().max_by_key(|r| r.nodes);
     let verdict = largest
         .map(|r| {
@@ -240,11 +276,7 @@ pub async fn scale(sizes: &[usize], out: &Path) -> Result<()> {
             .join("; ")
         })
         .unwrap_or_default();
-    let sizes_arg = sizes
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let sizes_arg = crate::bench::sizes_arg(sizes);
     let body = format!(
         "## Mesh size: formation, publish latency and idle cost\n\n\
          Namespace labs on this 2-core machine, one `hearthd` per host: one public host per \
@@ -252,12 +284,14 @@ pub async fn scale(sizes: &[usize], out: &Path) -> Result<()> {
          NAT. *Formation*: from the founder's start through one invite and join after another \
          until every node lists every member. *Publish*: {PUBLISHES} routes published on a \
          CGNAT node, time until every node stored each (each node notes when). Then the mesh \
-         is left idle for {idle} s and each `hearthd` is read from /proc: bytes on its \
+         waits until formation has settled (every node holds every member alive and knows its \
+         reachability, then no store write for 12 s), is left idle for {idle} s, and each `hearthd` is read from /proc: bytes on its \
          namespace's interfaces (control plane and tunnel keep-alives), CPU time, bytes \
-         written to disk (its log included), resident memory; *connections* are the members \
+         written to disk (its log included) and the store's own count of flushes, resident \
+         memory; *connections* are the members \
          it has a control connection to. Per node: mean (max).\n\n\
          | nodes | formation | publish p50 | publish p99 | idle traffic | idle CPU | idle disk writes | RSS | connections |\n\
-         |---|---|---|---|---|---|---|---|---|\n{rows}\n\
+         |---|---|---|---|---|---|---|---|---|\n{rows}{notes}\n\
          Goals at the largest size: {verdict}.\n\n\
          Command (root): `cargo build --release --workspace --bins && target/release/hearth-testnet bench scale --nodes {sizes_arg}`\n",
         idle = IDLE_WINDOW.as_secs(),

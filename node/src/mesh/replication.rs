@@ -63,6 +63,11 @@ impl MeshActor {
             Ok((stored, mut rejected)) => {
                 if !stored.is_empty() {
                     self.mark_unflushed();
+                    debug!(
+                        records = ?stored.iter().map(|r| (r.kind, r.key.as_str())).collect::<Vec<_>>(),
+                        from = ?from,
+                        "stored records"
+                    );
                 }
                 rejected.extend(ahead);
                 for rejection in &rejected {

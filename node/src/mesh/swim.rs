@@ -252,8 +252,8 @@ impl Swim {
         self.drain(now)
     }
 
-    fn drain(&mut self, now: Instant) -> SwimOutput {
-        let mut output = SwimOutput::default();
+    /// Moves foca's queued timers into the heap and its queued packets into `output`.
+    fn take_queued(&mut self, now: Instant, output: &mut SwimOutput) {
         while let Some((after, timer)) = self.runtime.to_schedule() {
             self.timer_seq += 1;
             self.timers
@@ -262,6 +262,11 @@ impl Swim {
         while let Some((to, bytes)) = self.runtime.to_send() {
             output.send.push((to.node, bytes));
         }
+    }
+
+    fn drain(&mut self, now: Instant) -> SwimOutput {
+        let mut output = SwimOutput::default();
+        self.take_queued(now, &mut output);
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
                 OwnedNotification::Rejoin(_) => output.rejoined = true,
@@ -279,14 +284,7 @@ impl Swim {
             }
         }
         // Sends and timers queued by the rejoin above.
-        while let Some((after, timer)) = self.runtime.to_schedule() {
-            self.timer_seq += 1;
-            self.timers
-                .push(Reverse((now + after, self.timer_seq, TimerSlot(timer))));
-        }
-        while let Some((to, bytes)) = self.runtime.to_send() {
-            output.send.push((to.node, bytes));
-        }
+        self.take_queued(now, &mut output);
         let alive: BTreeSet<NodeId> = self.foca.iter_members().map(|m| m.id().node).collect();
         let down: BTreeSet<NodeId> = self
             .foca

@@ -18,6 +18,7 @@ mod guard;
 mod https_site;
 mod mesh;
 mod pebble;
+mod settle;
 mod site;
 mod topology;
 

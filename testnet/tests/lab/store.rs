@@ -230,48 +230,11 @@ async fn an_idle_mesh_writes_nothing_to_disk() -> Result<()> {
         mesh.all_list(&mesh.ids()?).await?;
         mesh.edges_everywhere(&["vps"]).await?;
         mesh.same_digest().await?;
-        // Formation is over once every node holds every other alive and its NodeInfo says
-        // what AutoNAT found: the last writes of joining are behind us.
+        mesh.settled().await?;
+        let mut before = Vec::new();
         for node in &mesh.nodes {
-            eventually(&format!("{} settled", node.name), LAB_CONVERGE, || async {
-                let report = node.edges().await?;
-                let unsettled: Vec<&str> = report
-                    .rows
-                    .iter()
-                    .filter(|r| !r.alive || r.reach == hearth_proto::reach::Reach::Unknown)
-                    .map(|r| r.name.as_str())
-                    .collect();
-                ensure!(unsettled.is_empty(), "not settled: {unsettled:?}");
-                Ok(())
-            })
-            .await?;
+            before.push(writes_of(node).await?);
         }
-        // The watermark follows the store at the next anti-entropy round (10 s), so the last
-        // write of formation may come that much later: wait until no node wrote for 12 s.
-        let all_writes = || async {
-            let mut writes = Vec::new();
-            for node in &mesh.nodes {
-                writes.push(writes_of(node).await?);
-            }
-            anyhow::Ok(writes)
-        };
-        let settle = std::time::Duration::from_secs(12);
-        let give_up = std::time::Instant::now() + LAB_CONVERGE;
-        let mut last = all_writes().await?;
-        let mut quiet_from = std::time::Instant::now();
-        while quiet_from.elapsed() < settle {
-            ensure!(
-                std::time::Instant::now() < give_up,
-                "the mesh kept writing after it formed: {last:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let now = all_writes().await?;
-            if now != last {
-                last = now;
-                quiet_from = std::time::Instant::now();
-            }
-        }
-        let before = last;
         // The measurement window itself, not a wait for something to happen.
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         let mut noisy = Vec::new();
