@@ -4,8 +4,8 @@
 
 use crate::bench::{stats, write_section};
 use crate::lab::{HostKind, Lab, LabMesh};
-use crate::procs::{Binaries, ProcNode};
-use anyhow::{Context, Result};
+use crate::procs::{Binaries, ProcCounters, ProcNode};
+use anyhow::Result;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,68 +32,6 @@ fn scale_lab(nodes: usize) -> Result<(Lab, Vec<String>)> {
         names.push(name);
     }
     Ok((builder.build()?, names))
-}
-
-/// A process's counters at one moment, from /proc.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counters {
-    /// CPU time, user plus system, in clock ticks.
-    cpu_ticks: u64,
-    /// Bytes the process caused to be written to disk.
-    disk_bytes: u64,
-    /// Bytes sent and received on every interface of its network namespace but loopback.
-    net_bytes: u64,
-    /// Resident memory, bytes.
-    rss_bytes: u64,
-}
-
-fn counters(node: &ProcNode) -> Result<Counters> {
-    let pid = node.pid().context("not running")?;
-    let read = |file: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-            .with_context(|| format!("reading /proc/{pid}/{file}"))
-    };
-    let stat = read("stat")?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
-    let cpu_ticks = field(11) + field(12);
-    let value_of = |text: &str, key: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let disk_bytes = value_of(&read("io")?, "write_bytes:");
-    let rss_bytes = value_of(&read("status")?, "VmRSS:") * 1024;
-    let mut net_bytes = 0;
-    for line in read("net/dev")?.lines().skip(2) {
-        let Some((iface, rest)) = line.split_once(':') else {
-            continue;
-        };
-        if iface.trim() == "lo" {
-            continue;
-        }
-        let cols: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        net_bytes += cols.first().copied().unwrap_or(0) + cols.get(8).copied().unwrap_or(0);
-    }
-    Ok(Counters {
-        cpu_ticks,
-        disk_bytes,
-        net_bytes,
-        rss_bytes,
-    })
 }
 
 /// What one size measured.
@@ -146,13 +84,21 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
         text
     });
     let flushes_before = store_writes(&mesh).await?;
-    let before: Vec<Counters> = mesh.nodes.iter().map(counters).collect::<Result<_>>()?;
+    let before: Vec<ProcCounters> = mesh
+        .nodes
+        .iter()
+        .map(ProcNode::counters)
+        .collect::<Result<_>>()?;
     tokio::time::sleep(IDLE_WINDOW).await;
-    let after: Vec<Counters> = mesh.nodes.iter().map(counters).collect::<Result<_>>()?;
+    let after: Vec<ProcCounters> = mesh
+        .nodes
+        .iter()
+        .map(ProcNode::counters)
+        .collect::<Result<_>>()?;
     let store_flushes = store_writes(&mesh).await? - flushes_before;
     let ticks = clock_ticks_per_second();
     let secs = IDLE_WINDOW.as_secs_f64();
-    let per_node = |f: &dyn Fn(&Counters, &Counters) -> f64| -> Vec<f64> {
+    let per_node = |f: &dyn Fn(&ProcCounters, &ProcCounters) -> f64| -> Vec<f64> {
         before.iter().zip(&after).map(|(b, a)| f(b, a)).collect()
     };
     let traffic = per_node(&|b, a| a.net_bytes.saturating_sub(b.net_bytes) as f64 / secs);

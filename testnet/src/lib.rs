@@ -31,4 +31,5 @@ pub mod visitor;
 pub fn clock_ms() -> u64 {
     hearth_node::clock::now_ms()
 }
+pub mod proc_stats;
 pub mod procs;

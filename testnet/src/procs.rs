@@ -388,3 +388,4 @@ impl ProcMesh {
         }
     }
 }
+pub use crate::proc_stats::ProcCounters;

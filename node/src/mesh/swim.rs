@@ -71,10 +71,9 @@ impl SwimTiming {
             .lease
             .saturating_sub(self.probe_period * 2)
             .max(self.probe_period);
+        // The transport's bound on a packet (the protocol's request size limit).
         config.max_packet_size = std::num::NonZeroUsize::new(hearth_proto::wire::MAX_SWIM_PACKET)
-            .unwrap_or(
-                std::num::NonZeroUsize::MIN.saturating_add(hearth_proto::wire::MAX_SWIM_PACKET),
-            );
+            .unwrap_or(config.max_packet_size);
         // A member that was cut off is tried again now and then, so a healed partition
         // rejoins without waiting for a reconnection.
         config.periodic_announce_to_down_members = Some(foca::PeriodicParams {

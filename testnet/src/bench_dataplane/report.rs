@@ -945,13 +945,18 @@ mod tests {
         )
     }
 
-    #[test]
-    fn https_targets_compare_with_the_seed_stack() {
-        let http = vec![
+    /// Plain-HTTP results the TLS comparisons are read against.
+    fn http_columns() -> Vec<Column> {
+        vec![
             column("direct", 10_000.0, 1.0, 1000.0),
             column("hearth", 8_000.0, 2.0, 500.0),
             column("seed", 2_000.0, 9.0, 100.0),
-        ];
+        ]
+    }
+
+    #[test]
+    fn https_targets_compare_with_the_seed_stack() {
+        let http = http_columns();
         let tls = vec![
             tls_column("hearth", 6_000.0, 1_500.0, 6.0),
             tls_column("seed", 2_000.0, 2_000.0, 12.0),
@@ -1046,11 +1051,7 @@ mod tests {
 
     #[test]
     fn passthrough_is_compared_with_edge_termination_and_the_seed() {
-        let http = vec![
-            column("direct", 10_000.0, 1.0, 1000.0),
-            column("hearth", 8_000.0, 2.0, 500.0),
-            column("seed", 2_000.0, 9.0, 100.0),
-        ];
+        let http = http_columns();
         // Edge-terminated: vps 40, home 20 per request; per handshake vps 300 only.
         let tls = vec![
             tls_column("hearth", 6_000.0, 1_500.0, 6.0),

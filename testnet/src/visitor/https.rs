@@ -66,6 +66,30 @@ impl TlsTarget {
     }
 }
 
+impl LoopArgs {
+    /// Starts `probe https-loop` with these arguments on a lab host, its report on a pipe for
+    /// [`stop_loop`].
+    pub fn spawn_in(&self, host: &crate::lab::Host, probe: &Path) -> Result<tokio::process::Child> {
+        let mut cmd = host.command(probe);
+        cmd.args(["probe", "https-loop"]);
+        for connect in &self.connect {
+            cmd.arg("--connect").arg(connect);
+        }
+        cmd.arg("--name").arg(&self.name);
+        cmd.arg("--ca").arg(&self.ca);
+        cmd.arg("--ready-file").arg(&self.ready_file);
+        cmd.arg("--stop-file").arg(&self.stop_file);
+        cmd.arg("--max-secs").arg(self.max_secs.to_string());
+        cmd.arg("--pause-ms").arg(self.pause_ms.to_string());
+        if let Some(progress) = &self.progress_file {
+            cmd.arg("--progress-file").arg(progress);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting probe https-loop")
+    }
+}
+
 /// Stops a running `probe https-loop` (writes its stop file, waits for it) and returns its
 /// report and everything it printed.
 pub async fn stop_loop(

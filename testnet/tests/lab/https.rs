@@ -10,7 +10,6 @@ use hearth_testnet::eventually::eventually;
 use hearth_testnet::lab::{labs_can_run, HttpsSite, LAB_CONVERGE};
 use hearth_testnet::procs::Binaries;
 use hearth_testnet::visitor::https;
-use std::process::Stdio;
 
 /// The DER that starts every PKCS#8 ECDSA P-256 private key (version 0, ecPublicKey,
 /// prime256v1, then the key's OCTET STRING): a certificate's public key never has the
@@ -161,28 +160,17 @@ async fn scenario(site: &mut HttpsSite) -> Result<()> {
     //    fails, and both edges then serve the new certificate.
     let dir = site.dir.path().to_path_buf();
     let (ready, stop) = (dir.join("loop-ready"), dir.join("loop-stop"));
-    let mut looping = client
-        .command(&probe)
-        .args([
-            "probe",
-            "https-loop",
-            "--connect",
-            &edge("pub1")?,
-            "--connect",
-            &edge("pub2")?,
-            "--name",
-            &app,
-            "--ca",
-            &root,
-            "--ready-file",
-            &ready.to_string_lossy(),
-            "--stop-file",
-            &stop.to_string_lossy(),
-            "--max-secs",
-            "240",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut looping = https::LoopArgs {
+        connect: vec![edge("pub1")?, edge("pub2")?],
+        name: app.clone(),
+        ca: site.root.clone(),
+        ready_file: ready.clone(),
+        stop_file: stop.clone(),
+        max_secs: 240,
+        pause_ms: 20,
+        progress_file: None,
+    }
+    .spawn_in(&client, &probe)?;
     eventually(
         "the HTTPS loop reaches both edges",
         LAB_CONVERGE,

@@ -209,7 +209,6 @@ async fn a_passthrough_host_is_served_by_blind_edges_that_never_hold_its_key_or_
 
 async fn blind_edges(site: &mut HttpsSite) -> Result<()> {
     let probe = site.probe().to_path_buf();
-    let root = site.root.to_string_lossy().into_owned();
     let dir = site.dir.path().to_path_buf();
     let client = site.client()?.clone();
     let pub1 = site.mesh.lab.host("pub1")?.clone();
@@ -423,30 +422,17 @@ async fn blind_edges(site: &mut HttpsSite) -> Result<()> {
         dir.join("loop-stop"),
         dir.join("loop-progress"),
     );
-    let mut looping = client
-        .command(&probe)
-        .args([
-            "probe",
-            "https-loop",
-            "--connect",
-            &pub1_tls,
-            "--connect",
-            &pub2_tls,
-            "--name",
-            BLIND,
-            "--ca",
-            &root,
-            "--ready-file",
-            &ready.to_string_lossy(),
-            "--stop-file",
-            &stop.to_string_lossy(),
-            "--progress-file",
-            &progress.to_string_lossy(),
-            "--max-secs",
-            "120",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut looping = https::LoopArgs {
+        connect: vec![pub1_tls.clone(), pub2_tls.clone()],
+        name: BLIND.into(),
+        ca: site.root.clone(),
+        ready_file: ready.clone(),
+        stop_file: stop.clone(),
+        max_secs: 120,
+        pause_ms: 20,
+        progress_file: Some(progress.clone()),
+    }
+    .spawn_in(&client, &probe)?;
     let now = || -> Result<LoopReport> { std::fs::read_to_string(&progress)?.parse() };
     eventually(
         "the HTTPS loop is served by both edges",

@@ -205,16 +205,7 @@ async fn a_forged_record_from_a_member_is_rejected_everywhere() -> Result<()> {
 /// and the bytes the process sent to disk (`/proc/PID/io`, its log file included).
 async fn writes_of(node: &hearth_testnet::procs::ProcNode) -> Result<(u64, u64)> {
     let store = node.status().await?.store_writes;
-    let pid = node
-        .pid()
-        .ok_or_else(|| anyhow::anyhow!("{} is not running", node.name))?;
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
-    let disk = io
-        .lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no write_bytes in /proc/{pid}/io"))?;
-    Ok((store, disk))
+    Ok((store, node.counters()?.disk_bytes))
 }
 
 /// Once formed, a five-node mesh behind every kind of NAT writes nothing for 30 s: liveness

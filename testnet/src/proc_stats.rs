@@ -1,0 +1,69 @@
+//! What a running `hearthd` costs, read from /proc: CPU, disk writes, traffic, memory.
+
+use crate::procs::ProcNode;
+use anyhow::{Context, Result};
+
+/// A process's counters at one moment, from /proc.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcCounters {
+    /// CPU time, user plus system, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Bytes the process caused to be written to disk.
+    pub disk_bytes: u64,
+    /// Bytes sent and received on every interface of its network namespace but loopback.
+    pub net_bytes: u64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+}
+
+impl ProcNode {
+    /// Its counters now, for measuring what it does while idle.
+    pub fn counters(&self) -> Result<ProcCounters> {
+        let pid = self.pid().context("not running")?;
+        let read = |file: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+                .with_context(|| format!("reading /proc/{pid}/{file}"))
+        };
+        let stat = read("stat")?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
+        let cpu_ticks = field(11) + field(12);
+        let value_of = |text: &str, key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let disk_bytes = value_of(&read("io")?, "write_bytes:");
+        let rss_bytes = value_of(&read("status")?, "VmRSS:") * 1024;
+        let mut net_bytes = 0;
+        for line in read("net/dev")?.lines().skip(2) {
+            let Some((iface, rest)) = line.split_once(':') else {
+                continue;
+            };
+            if iface.trim() == "lo" {
+                continue;
+            }
+            let cols: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            net_bytes += cols.first().copied().unwrap_or(0) + cols.get(8).copied().unwrap_or(0);
+        }
+        Ok(ProcCounters {
+            cpu_ticks,
+            disk_bytes,
+            net_bytes,
+            rss_bytes,
+        })
+    }
+}
