@@ -13,6 +13,8 @@ use ed25519_dalek::{Signature, Verifier};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod layout;
+
 /// Longest record key accepted; keys are ids or host names.
 pub const MAX_KEY_LEN: usize = 256;
 /// Largest record body accepted.
@@ -136,7 +138,7 @@ pub struct Revocation {
 /// A node's description of itself, rewritten only when its content changes (liveness is the
 /// failure detector's, not a record's).
 ///
-/// Fields are appended at the end only (see [`Body`] on growing bodies).
+/// Fields are appended at the end only, behind a new layout version (see [`layout`]).
 ///
 /// Edge election reads these records: see [`crate::election`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
@@ -171,11 +173,10 @@ pub struct NodeInfo {
 
 /// A decoded record body.
 ///
-/// Bodies grow only by appending fields. A reader ignores bytes after the fields it knows, so
-/// an older node reads a newer body; and the layout before each appended field is kept in
-/// [`legacy`], so a body written before the field existed (by an older node, or stored before
-/// an upgrade) still decodes, the new field taking its default. The signature covers the bytes
-/// as written either way.
+/// Each kind is written as its layout version, then its fields ([`layout`]): a body grows only
+/// by appending fields behind a new layout version, so an older node reads a newer body (it
+/// ignores the fields it does not know) and a newer node reads an older one (the new fields
+/// take their defaults). The signature covers the bytes as written either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     /// See [`Genesis`].
@@ -200,104 +201,43 @@ pub enum Body {
     CertRequest(crate::cert::CertRequest),
 }
 
-/// Reads a body of the current layout, or of the `Old` layout it grew from.
-fn decode_grown<T, Old>(bytes: &[u8]) -> Result<T, postcard::Error>
-where
-    T: serde::de::DeserializeOwned,
-    Old: serde::de::DeserializeOwned + Into<T>,
-{
-    match postcard::from_bytes(bytes) {
-        Err(postcard::Error::DeserializeUnexpectedEnd) => {
-            postcard::from_bytes::<Old>(bytes).map(Into::into)
-        }
-        other => other,
+/// Every body kind's layout version ([`layout`]). All are at their first layout; a kind that
+/// grows bumps its number here and lists the decoder of its previous layout in `OLDER`.
+mod versions {
+    use super::layout::VersionedBody;
+    use super::{Genesis, Member, NodeInfo, Revocation};
+    use crate::cert::{AcmeAccount, AcmeOrder, Cert, CertRequest, ChallengeAck};
+    use crate::route::Route;
+
+    impl VersionedBody for Genesis {
+        const VERSION: u32 = 1;
     }
-}
-
-/// Body layouts from before a field was appended, so records written then still decode.
-pub mod legacy {
-    use super::NodeInfo;
-    use crate::election::EdgePreference;
-    use crate::reach::Reach;
-    use crate::route::{Route, RouteSpec, RouteTls};
-    use crate::NodeId;
-    use serde::Deserialize;
-
-    /// NodeInfo before `acme`.
-    #[derive(Debug, Deserialize)]
-    pub struct NodeInfoV0 {
-        name: String,
-        addrs: Vec<String>,
-        version: String,
-        tunnel: Vec<String>,
-        edge_pref: EdgePreference,
-        reach: Reach,
-        heartbeat_ms: u64,
-        lease_ms: u64,
-        edges_max: u8,
-        started_ms: u64,
+    impl VersionedBody for Member {
+        const VERSION: u32 = 1;
     }
-
-    impl From<NodeInfoV0> for NodeInfo {
-        fn from(v0: NodeInfoV0) -> Self {
-            NodeInfo {
-                name: v0.name,
-                addrs: v0.addrs,
-                version: v0.version,
-                tunnel: v0.tunnel,
-                edge_pref: v0.edge_pref,
-                reach: v0.reach,
-                heartbeat_ms: v0.heartbeat_ms,
-                lease_ms: v0.lease_ms,
-                edges_max: v0.edges_max,
-                started_ms: v0.started_ms,
-                acme: None,
-            }
-        }
+    impl VersionedBody for Revocation {
+        const VERSION: u32 = 1;
     }
-
-    /// AcmeAccount before `scope`.
-    #[derive(Debug, Deserialize)]
-    pub struct AcmeAccountV0 {
-        directory: String,
-        id: String,
-        credentials: crate::seal::Sealed,
-        contact: Vec<String>,
+    impl VersionedBody for NodeInfo {
+        const VERSION: u32 = 1;
     }
-
-    impl From<AcmeAccountV0> for crate::cert::AcmeAccount {
-        fn from(v0: AcmeAccountV0) -> Self {
-            crate::cert::AcmeAccount {
-                directory: v0.directory,
-                id: v0.id,
-                credentials: v0.credentials,
-                contact: v0.contact,
-                scope: String::new(),
-            }
-        }
+    impl VersionedBody for Route {
+        const VERSION: u32 = 1;
     }
-
-    /// Route before `tls`.
-    #[derive(Debug, Deserialize)]
-    pub struct RouteV0 {
-        spec: RouteSpec,
-        node: NodeId,
-        target: Option<String>,
-        proxy_protocol: bool,
-        container: Option<String>,
+    impl VersionedBody for Cert {
+        const VERSION: u32 = 1;
     }
-
-    impl From<RouteV0> for Route {
-        fn from(v0: RouteV0) -> Self {
-            Route {
-                spec: v0.spec,
-                node: v0.node,
-                target: v0.target,
-                proxy_protocol: v0.proxy_protocol,
-                container: v0.container,
-                tls: RouteTls::Edge,
-            }
-        }
+    impl VersionedBody for AcmeAccount {
+        const VERSION: u32 = 1;
+    }
+    impl VersionedBody for AcmeOrder {
+        const VERSION: u32 = 1;
+    }
+    impl VersionedBody for ChallengeAck {
+        const VERSION: u32 = 1;
+    }
+    impl VersionedBody for CertRequest {
+        const VERSION: u32 = 1;
     }
 }
 
@@ -335,36 +275,33 @@ impl Body {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let encoded = match self {
-            Body::Genesis(b) => postcard::to_stdvec(b),
-            Body::Member(b) => postcard::to_stdvec(b),
-            Body::Revocation(b) => postcard::to_stdvec(b),
-            Body::NodeInfo(b) => postcard::to_stdvec(b),
-            Body::Route(b) => postcard::to_stdvec(b),
-            Body::Cert(b) => postcard::to_stdvec(b),
-            Body::AcmeAccount(b) => postcard::to_stdvec(b),
-            Body::AcmeOrder(b) => postcard::to_stdvec(b),
-            Body::ChallengeAck(b) => postcard::to_stdvec(b),
-            Body::CertRequest(b) => postcard::to_stdvec(b),
-        };
-        // Serializing plain structs into a Vec cannot fail.
-        encoded.unwrap_or_default()
+        match self {
+            Body::Genesis(b) => layout::encode(b),
+            Body::Member(b) => layout::encode(b),
+            Body::Revocation(b) => layout::encode(b),
+            Body::NodeInfo(b) => layout::encode(b),
+            Body::Route(b) => layout::encode(b),
+            Body::Cert(b) => layout::encode(b),
+            Body::AcmeAccount(b) => layout::encode(b),
+            Body::AcmeOrder(b) => layout::encode(b),
+            Body::ChallengeAck(b) => layout::encode(b),
+            Body::CertRequest(b) => layout::encode(b),
+        }
     }
 
-    fn decode(kind: Kind, bytes: &[u8]) -> Result<Self, postcard::Error> {
+    fn decode(kind: Kind, bytes: &[u8]) -> Result<Self, layout::LayoutError> {
+        use layout::decode;
         Ok(match kind {
-            Kind::Genesis => Body::Genesis(postcard::from_bytes(bytes)?),
-            Kind::Member => Body::Member(postcard::from_bytes(bytes)?),
-            Kind::Revocation => Body::Revocation(postcard::from_bytes(bytes)?),
-            Kind::NodeInfo => Body::NodeInfo(decode_grown::<_, legacy::NodeInfoV0>(bytes)?),
-            Kind::Route => Body::Route(decode_grown::<_, legacy::RouteV0>(bytes)?),
-            Kind::Cert => Body::Cert(postcard::from_bytes(bytes)?),
-            Kind::AcmeAccount => {
-                Body::AcmeAccount(decode_grown::<_, legacy::AcmeAccountV0>(bytes)?)
-            }
-            Kind::AcmeOrder => Body::AcmeOrder(postcard::from_bytes(bytes)?),
-            Kind::ChallengeAck => Body::ChallengeAck(postcard::from_bytes(bytes)?),
-            Kind::CertRequest => Body::CertRequest(postcard::from_bytes(bytes)?),
+            Kind::Genesis => Body::Genesis(decode(bytes)?),
+            Kind::Member => Body::Member(decode(bytes)?),
+            Kind::Revocation => Body::Revocation(decode(bytes)?),
+            Kind::NodeInfo => Body::NodeInfo(decode(bytes)?),
+            Kind::Route => Body::Route(decode(bytes)?),
+            Kind::Cert => Body::Cert(decode(bytes)?),
+            Kind::AcmeAccount => Body::AcmeAccount(decode(bytes)?),
+            Kind::AcmeOrder => Body::AcmeOrder(decode(bytes)?),
+            Kind::ChallengeAck => Body::ChallengeAck(decode(bytes)?),
+            Kind::CertRequest => Body::CertRequest(decode(bytes)?),
         })
     }
 
@@ -429,7 +366,7 @@ pub struct Record {
     pub kind: Kind,
     /// Which entry of that kind.
     pub key: String,
-    /// The postcard-encoded body for `kind`.
+    /// The body for `kind`: its layout version, then its postcard fields ([`layout`]).
     pub body: Vec<u8>,
     /// Who wrote and signed it.
     pub author: NodeId,

@@ -72,8 +72,7 @@ pub struct Route {
 /// How the edges treat TLS for an HTTP route.
 ///
 /// The wire uses the variant index, so variants are appended, never reordered; `Edge` is index
-/// 0, which a route written before this field existed decodes to (see
-/// [`crate::record`]'s note on growing bodies).
+/// 0 and the default.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
