@@ -18,6 +18,12 @@ pub mod flusher;
 /// Directory of the sled database inside the data dir.
 pub const STORE_DIR: &str = "store";
 
+/// The on-disk format this build reads and writes, kept under the meta key `format`: 1 is
+/// the first numbered one, whose record bodies begin with their layout version
+/// (`hearth_proto::record::layout`). A store without it (written before) or with another
+/// number is refused at open, before anything in it is decoded.
+pub const STORE_FORMAT: u32 = 1;
+
 /// Storage failures. Messages name the path and the way out.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,6 +39,23 @@ pub enum StoreError {
         path: PathBuf,
         /// What sled or the decoder said.
         reason: String,
+    },
+    /// Written by an older hearthd, in a format this one does not read (bodies without layout
+    /// versions). Nothing in it is changed.
+    #[error("the store {path} was written by an older hearthd ({found}; this hearthd reads store format {STORE_FORMAT}) and cannot be read; nothing in it was changed. Stop hearthd and move the directory {path} aside (keep node.key), then get a fresh code from an admin and run `hearthd join CODE` to resync from peers, or run `hearthd init` to found a new mesh")]
+    OldFormat {
+        /// Database path.
+        path: PathBuf,
+        /// What the store says about its format.
+        found: String,
+    },
+    /// Written by a newer hearthd.
+    #[error("the store {path} was written by a newer hearthd (store format {found}; this hearthd reads format {STORE_FORMAT}); upgrade hearthd")]
+    NewerFormat {
+        /// Database path.
+        path: PathBuf,
+        /// The store's format.
+        found: u32,
     },
     /// I/O failure on a working database.
     #[error("store I/O error at {path}: {reason}")]
@@ -93,6 +116,7 @@ const META_MESH: &[u8] = b"mesh";
 const META_BOOTSTRAP: &[u8] = b"bootstrap";
 const META_NAME: &[u8] = b"name";
 const META_CONTAINER_ROUTES: &[u8] = b"container_routes";
+const META_FORMAT: &[u8] = b"format";
 
 fn record_key(kind: Kind, key: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(key.len() + 1);
@@ -116,10 +140,49 @@ impl Store {
             path,
             writes: Default::default(),
         };
+        let fresh = store.check_format()?;
         // Decode everything once so corruption is found at start, not mid-request.
         store.all_records()?;
         store.check_watermark()?;
+        if fresh {
+            store
+                .meta
+                .insert(META_FORMAT, &STORE_FORMAT.to_be_bytes())
+                .map_err(|e| store.io(e))?;
+            store.flush()?;
+        }
         Ok(store)
+    }
+
+    /// Refuses a store of another format, before anything in it is decoded: records written
+    /// in an older format could misread instead of failing. Returns whether the store is new
+    /// and empty, to be stamped with [`STORE_FORMAT`].
+    fn check_format(&self) -> Result<bool, StoreError> {
+        let found = match self.meta.get(META_FORMAT).map_err(|e| self.io(e))? {
+            Some(bytes) => <[u8; 4]>::try_from(bytes.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| self.corrupt("the store format number is damaged"))?,
+            None if self.records.is_empty() && self.meta.is_empty() && self.invites.is_empty() => {
+                return Ok(true);
+            }
+            None => {
+                return Err(StoreError::OldFormat {
+                    path: self.path.clone(),
+                    found: "no format number, from before record bodies carried versions".into(),
+                })
+            }
+        };
+        match found {
+            STORE_FORMAT => Ok(false),
+            newer if newer > STORE_FORMAT => Err(StoreError::NewerFormat {
+                path: self.path.clone(),
+                found: newer,
+            }),
+            older => Err(StoreError::OldFormat {
+                path: self.path.clone(),
+                found: format!("store format {older}"),
+            }),
+        }
     }
 
     /// sled releases its file lock from background threads a moment after the last handle
@@ -705,6 +768,96 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Opens the sled database under `dir` as it is, without [`Store::open`]'s checks.
+    fn raw(dir: &Path) -> sled::Db {
+        sled::Config::new()
+            .path(dir.join(STORE_DIR))
+            .open()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_store_is_stamped_with_the_format_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let db = raw(dir.path());
+        let format = db.open_tree("meta").unwrap().get(META_FORMAT).unwrap();
+        assert_eq!(format.as_deref(), Some(&STORE_FORMAT.to_be_bytes()[..]));
+        drop(db);
+        let store = Store::open(dir.path()).unwrap();
+        // Reopening a stamped store writes nothing.
+        assert_eq!(store.writes(), 0);
+    }
+
+    #[test]
+    fn a_store_from_before_the_format_number_is_refused_and_kept() {
+        let keys: Vec<NodeKey> = (0..2)
+            .map(|i| NodeKey::from_secret([i as u8 + 1; 32]))
+            .collect();
+        let (dir, store, _) = founded(&keys);
+        let records = store.all_records().unwrap().len();
+        drop(store);
+        // What an older hearthd left: the same trees, no format number, and bodies without
+        // layout versions.
+        {
+            let db = raw(dir.path());
+            db.open_tree("meta").unwrap().remove(META_FORMAT).unwrap();
+            let tree = db.open_tree("records").unwrap();
+            for entry in tree.iter() {
+                let (key, value) = entry.unwrap();
+                let mut record: Record = postcard::from_bytes(&value).unwrap();
+                record.body.remove(0);
+                tree.insert(key, postcard::to_stdvec(&record).unwrap())
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::OldFormat { .. }), "{err}");
+        let message = err.to_string();
+        let path = dir.path().join(STORE_DIR).display().to_string();
+        assert!(
+            message.contains(&path)
+                && message.contains("move the directory")
+                && message.contains("hearthd join")
+                && message.contains("hearthd init"),
+            "{message}"
+        );
+        // Nothing was deleted, and it is still refused the next time.
+        let db = raw(dir.path());
+        assert_eq!(db.open_tree("records").unwrap().len(), records);
+        assert!(db
+            .open_tree("meta")
+            .unwrap()
+            .get(META_MESH)
+            .unwrap()
+            .is_some());
+        drop(db);
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::OldFormat { .. })
+        ));
+    }
+
+    #[test]
+    fn a_store_from_a_newer_hearthd_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let db = raw(dir.path());
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(META_FORMAT, &(STORE_FORMAT + 1).to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerFormat { found, .. } if found == STORE_FORMAT + 1),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade hearthd"), "{err}");
     }
 
     #[test]
