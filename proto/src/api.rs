@@ -482,6 +482,9 @@ pub fn resolve_node<'a>(
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::id::NodeKey;

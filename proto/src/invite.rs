@@ -214,6 +214,9 @@ impl InviteState {
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::id::NodeKey;

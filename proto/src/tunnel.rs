@@ -109,6 +109,9 @@ pub fn proxy_v2_header(client: SocketAddr, edge: SocketAddr) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

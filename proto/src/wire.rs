@@ -1,7 +1,9 @@
 //! Control-plane messages between nodes, one versioned enum per protocol.
 //!
-//! Each protocol is a libp2p request-response exchange. Adding a `V2` variant later lets old
-//! and new nodes tell each other apart instead of misreading bytes.
+//! Each protocol is a libp2p request-response exchange, CBOR-encoded by libp2p's codec (its
+//! golden bytes are pinned where the codec is, `hearth-node`'s `mesh::behaviour`); record
+//! pushes on gossipsub are postcard ([`Gossip`], pinned in this module's tests). Adding a `V2`
+//! variant later lets old and new nodes tell each other apart instead of misreading bytes.
 
 use crate::id::MeshId;
 use crate::invite::{InviteError, InviteSecret};
@@ -25,7 +27,7 @@ pub const MAX_MESSAGE_BYTES: u64 = 8 * 1024 * 1024;
 pub const RECORDS_TOPIC_PREFIX: &str = "/hearth/records/1/";
 
 /// A gossipsub message: records the sender just wrote. Receivers validate each on its own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Gossip {
     /// First version.
     V1 {
@@ -67,7 +69,7 @@ pub enum SwimReceipt {
 }
 
 /// A node asking an inviter for admission.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JoinRequest {
     /// First version.
     V1 {
@@ -81,21 +83,21 @@ pub enum JoinRequest {
 }
 
 /// The inviter's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JoinResponse {
     /// First version: the mesh's records (including the new Member record), or why not.
     V1(Result<Vec<Record>, InviteError>),
 }
 
 /// Record replication between members.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
     /// First version.
     V1(SyncRequestV1),
 }
 
 /// Record replication requests, version 1.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequestV1 {
     /// New records the sender accepted; the receiver validates each on its own.
     Push {
@@ -121,14 +123,14 @@ pub enum SyncRequestV1 {
 }
 
 /// Answers to [`SyncRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncResponse {
     /// First version.
     V1(SyncResponseV1),
 }
 
 /// Record replication answers, version 1.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncResponseV1 {
     /// Push handled: how many records were stored and how many refused.
     Ack {
@@ -158,3 +160,6 @@ pub enum SyncResponseV1 {
     /// A digest-only summary differs: send the versions.
     Differs,
 }
+
+#[cfg(test)]
+mod golden;
