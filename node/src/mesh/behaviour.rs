@@ -221,3 +221,6 @@ pub fn listen_all(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod golden;
