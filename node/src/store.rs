@@ -7,9 +7,10 @@
 
 use crate::services::ContainerRoute;
 use hearth_proto::invite::{InviteError, InviteState};
-use hearth_proto::membership::{authorize, Membership, Rejection};
-use hearth_proto::merge::{digest, supersedes};
+use hearth_proto::membership::{Membership, Rejection};
+use hearth_proto::merge::digest;
 use hearth_proto::record::Genesis;
+use hearth_proto::replication::RecordMap;
 use hearth_proto::{Body, Hlc, Kind, MeshId, Record, RecordId, RecordVersion};
 use std::path::{Path, PathBuf};
 
@@ -67,25 +68,12 @@ pub enum StoreError {
     },
 }
 
-/// Outcome of offering a record to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// New state; replicate it further.
-    Stored,
-    /// Already held this version or a newer one.
-    Stale,
-}
+/// Outcome of offering a record to the store (admission is `proto`'s, shared with the
+/// replication simulations).
+pub use hearth_proto::replication::Applied;
 
 /// Why a record was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Refused by validation; never stored.
-    #[error("record refused: {0}")]
-    Rejected(#[from] Rejection),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub type ApplyError = hearth_proto::replication::ApplyError<StoreError>;
 
 /// File beside the sled database recording the least the store must hold.
 const WATERMARK_FILE: &str = "hearth-watermark.json";
@@ -447,7 +435,7 @@ impl Store {
 
     /// Stored Member and Revocation records with their bodies. Stored records were verified
     /// on the way in, so only their bodies are decoded here.
-    fn membership_records(&self) -> Result<Vec<(Record, Body)>, StoreError> {
+    pub fn membership_records(&self) -> Result<Vec<(Record, Body)>, StoreError> {
         let mut out = Vec::new();
         for kind in [Kind::Member, Kind::Revocation] {
             for record in self.records_of(kind)? {
@@ -475,7 +463,7 @@ impl Store {
     pub fn apply(&self, record: &Record) -> Result<Applied, ApplyError> {
         let applied = self.apply_unflushed(record)?;
         if applied == Applied::Stored {
-            self.flush()?;
+            self.flush().map_err(ApplyError::Store)?;
         }
         Ok(applied)
     }
@@ -483,28 +471,7 @@ impl Store {
     /// Validates and merges one record, leaving the flush to the caller (the mesh actor's
     /// group commit, [`flusher::Flusher`]): readers see it at once, the disk later.
     pub fn apply_unflushed(&self, record: &Record) -> Result<Applied, ApplyError> {
-        let Some(mesh) = self.mesh()? else {
-            return Err(ApplyError::Rejected(Rejection::GenesisMismatch));
-        };
-        if let Some(existing) = self.get(&record.id())? {
-            if !supersedes(record, &existing) {
-                return Ok(Applied::Stale);
-            }
-        }
-        let genesis = self.genesis()?;
-        let current = if matches!(record.kind, Kind::Genesis) {
-            Vec::new()
-        } else {
-            self.membership_records()?
-        };
-        authorize(mesh, genesis.as_ref(), &current, record)?;
-        let bytes = postcard::to_stdvec(record).map_err(|e| self.corrupt(e))?;
-        let key = record_key(record.kind, &record.key);
-        self.records.insert(&key, bytes).map_err(|e| self.io(e))?;
-        self.arrivals
-            .insert(key, &crate::clock::now_ms().to_be_bytes())
-            .map_err(|e| self.io(e))?;
-        Ok(Applied::Stored)
+        hearth_proto::replication::apply(&mut self.clone(), record)
     }
 
     /// Applies a batch whose records may depend on each other (an admin's Member record after
@@ -525,33 +492,9 @@ impl Store {
     /// [`Store::apply_unflushed`].
     pub fn apply_batch_unflushed(
         &self,
-        mut pending: Vec<Record>,
+        pending: Vec<Record>,
     ) -> Result<(Vec<Record>, Vec<Rejection>), StoreError> {
-        pending.sort_by_key(|r| (r.kind, r.hlc));
-        let mut stored = Vec::new();
-        loop {
-            let mut progress = false;
-            let mut rejected = Vec::new();
-            let mut retry = Vec::new();
-            for record in pending {
-                match self.apply_unflushed(&record) {
-                    Ok(Applied::Stored) => {
-                        progress = true;
-                        stored.push(record);
-                    }
-                    Ok(Applied::Stale) => {}
-                    Err(ApplyError::Rejected(rejection)) => {
-                        rejected.push(rejection);
-                        retry.push(record);
-                    }
-                    Err(ApplyError::Store(e)) => return Err(e),
-                }
-            }
-            if !progress || retry.is_empty() {
-                return Ok((stored, rejected));
-            }
-            pending = retry;
-        }
+        hearth_proto::replication::apply_batch(&mut self.clone(), pending)
     }
 
     /// Stored routes (tombstones included) with their decoded bodies.
@@ -580,32 +523,14 @@ impl Store {
         }))
     }
 
-    /// Deletes tombstones older than `ttl_ms`; returns how many.
-    pub fn purge_tombstones(&self, now_ms: u64, ttl_ms: u64) -> Result<usize, StoreError> {
-        let mut purged = 0;
-        for (record, route) in self.routes()? {
-            let body = Body::Route(route);
-            if hearth_proto::merge::tombstone_expired(&record, &body, now_ms, ttl_ms) {
-                let key = record_key(record.kind, &record.key);
-                self.records.remove(&key).map_err(|e| self.io(e))?;
-                self.arrivals.remove(key).map_err(|e| self.io(e))?;
-                purged += 1;
-            }
-        }
-        if purged > 0 {
-            self.flush()?;
-        }
-        Ok(purged)
-    }
-
     /// Versions of every record, in order, for anti-entropy.
     pub fn versions(&self) -> Result<Vec<RecordVersion>, StoreError> {
-        Ok(self.all_records()?.iter().map(Record::version).collect())
+        hearth_proto::replication::versions(self)
     }
 
     /// Digest of the whole store; equal on two nodes means equal state.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        Ok(digest(&self.versions()?))
+        hearth_proto::replication::store_digest(self)
     }
 
     /// Digest of everything but the NodeInfo records, which change with a node's addresses
@@ -622,12 +547,7 @@ impl Store {
 
     /// The highest timestamp stored, to start this node's clock after it.
     pub fn max_hlc(&self) -> Result<Hlc, StoreError> {
-        Ok(self
-            .all_records()?
-            .iter()
-            .map(|r| r.hlc)
-            .max()
-            .unwrap_or_default())
+        hearth_proto::replication::max_hlc(self)
     }
 
     /// Keeps an outstanding invite (only the hash of its secret).
@@ -675,6 +595,54 @@ impl Store {
                 return Ok(Ok(next));
             }
         }
+    }
+}
+
+/// The sled store as admission and the replication core see it (`proto::replication`).
+/// Writes are not flushed here: the mesh actor's group commit does that. (A `Store` is a set
+/// of shared handles, so the clones the `&self` methods make for it are cheap.)
+impl RecordMap for Store {
+    type Error = StoreError;
+
+    fn mesh(&self) -> Result<Option<MeshId>, StoreError> {
+        Store::mesh(self)
+    }
+
+    fn genesis(&self) -> Result<Option<Genesis>, StoreError> {
+        Store::genesis(self)
+    }
+
+    fn membership_records(&self) -> Result<Vec<(Record, Body)>, StoreError> {
+        Store::membership_records(self)
+    }
+
+    fn get(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
+        Store::get(self, id)
+    }
+
+    fn records_of(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        Store::records_of(self, kind)
+    }
+
+    fn all_records(&self) -> Result<Vec<Record>, StoreError> {
+        Store::all_records(self)
+    }
+
+    fn insert(&mut self, record: &Record) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(record).map_err(|e| self.corrupt(e))?;
+        let key = record_key(record.kind, &record.key);
+        self.records.insert(&key, bytes).map_err(|e| self.io(e))?;
+        self.arrivals
+            .insert(key, &crate::clock::now_ms().to_be_bytes())
+            .map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    fn remove(&mut self, id: &RecordId) -> Result<(), StoreError> {
+        let key = record_key(id.kind, &id.key);
+        self.records.remove(&key).map_err(|e| self.io(e))?;
+        self.arrivals.remove(key).map_err(|e| self.io(e))?;
+        Ok(())
     }
 }
 

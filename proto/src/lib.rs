@@ -24,6 +24,7 @@ pub mod paths;
 pub mod reach;
 pub mod record;
 pub mod renewal;
+pub mod replication;
 pub mod route;
 pub mod seal;
 pub mod tunnel;

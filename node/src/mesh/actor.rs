@@ -16,7 +16,7 @@ use hearth_proto::membership::Membership;
 use hearth_proto::reach::ReachTracker;
 use hearth_proto::record::NodeInfo;
 use hearth_proto::wire::{SyncRequest, SyncRequestV1, RECORDS_TOPIC_PREFIX};
-use hearth_proto::{Body, Hlc, Kind, MeshId, NodeId, NodeKey, Role};
+use hearth_proto::{Body, Kind, MeshId, NodeId, NodeKey, Role};
 use libp2p::core::ConnectedPoint;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub;
@@ -156,14 +156,14 @@ struct Backoff {
 
 /// The control-plane actor.
 pub struct MeshActor {
-    pub(super) key: NodeKey,
     pub(super) me: NodeId,
     pub(super) mesh: MeshId,
     pub(super) settings: MeshSettings,
     pub(super) store: Store,
     pub(super) swarm: Swarm<MeshBehaviour>,
     pub(super) membership: Membership,
-    pub(super) clock: Hlc,
+    /// The replication core: what to store, push, ask and answer.
+    pub(super) replica: hearth_proto::replication::Replica<Store>,
     pub(super) peers: HashMap<PeerId, PeerState>,
     pub(super) last_seen: HashMap<NodeId, u64>,
     backoff: HashMap<NodeId, Backoff>,
@@ -219,7 +219,15 @@ impl MeshActor {
         let me = key.id();
         let mesh = store.mesh()?.ok_or(crate::NodeError::NoMesh)?;
         let membership = store.membership()?.ok_or(crate::NodeError::NoMesh)?;
-        let clock = store.max_hlc()?;
+        let replica = hearth_proto::replication::Replica::new(
+            store.clone(),
+            key,
+            hearth_proto::replication::ReplicaConfig {
+                max_clock_ahead_ms: settings.max_clock_ahead.as_millis() as u64,
+                tombstone_ttl_ms: settings.tombstone_ttl.as_millis() as u64,
+            },
+            rand::random(),
+        )?;
         let bootstrap = store
             .bootstrap()?
             .iter()
@@ -249,14 +257,13 @@ impl MeshActor {
         let (flushed_tx, flushed) = mpsc::unbounded_channel();
         let flusher = crate::store::flusher::Flusher::start(store.clone(), flushed_tx)?;
         let mut actor = Self {
-            key,
             me,
             mesh,
             settings,
             store,
             swarm,
             membership,
-            clock,
+            replica,
             peers: HashMap::new(),
             last_seen: HashMap::new(),
             backoff: HashMap::new(),
@@ -338,11 +345,6 @@ impl MeshActor {
         }
         .instrument(span)
         .await
-    }
-
-    pub(super) fn next_hlc(&mut self) -> Hlc {
-        self.clock = self.clock.tick(now_ms());
-        self.clock
     }
 
     // ----- membership and gating -------------------------------------------------------------
@@ -502,7 +504,7 @@ impl MeshActor {
                     }
                     if num_established.get() == 1 {
                         debug!(%peer, %address, "member connected");
-                        self.send_summary(peer);
+                        self.member_connected(peer);
                         if let Some(node) = node {
                             self.introduce_to(node);
                         }

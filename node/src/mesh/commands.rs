@@ -95,7 +95,7 @@ impl MeshActor {
             data_plane: self.data_plane.snapshot(),
             docker: self.docker.snapshot(),
             store_writes: self.store.writes(),
-            clock_ms: self.clock.millis,
+            clock_ms: self.replica.clock().millis,
         }
     }
 

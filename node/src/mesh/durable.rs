@@ -136,7 +136,9 @@ impl MeshActor {
                     .send_response(channel, response);
             }
             Completion::Spread(records) => match failed {
-                None => self.spread(&records, None),
+                None => {
+                    self.replicate(hearth_proto::replication::Event::Durable(records));
+                }
                 Some(e) => {
                     warn!(error = %e, records = records.len(), "not spreading records that did not reach the disk")
                 }
