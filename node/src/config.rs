@@ -71,6 +71,11 @@ pub struct Config {
     /// Seconds a withdrawn route's tombstone is kept before it is purged. A node offline for
     /// longer can bring the withdrawn route back, so keep this above any expected downtime.
     pub tombstone_ttl_secs: u64,
+    /// Control connections: a member keeps one to every publicly reachable member and to
+    /// this many others (its neighbours), not to every member, so a large mesh does not pay
+    /// for n² connections and relay circuits. Meshes up to this size plus their public
+    /// members are fully connected. See docs/control-plane.md.
+    pub neighbours: usize,
     /// The data-plane tunnel endpoint.
     pub tunnel: TunnelConfig,
     /// Edge ingress: HTTP and TCP listeners and their limits (used while this node is an edge).
@@ -325,6 +330,7 @@ impl Default for Config {
             guest_grace_secs: 5,
             max_clock_ahead: Duration::from_secs(30),
             tombstone_ttl_secs: 30 * 24 * 3600,
+            neighbours: 8,
             tunnel: TunnelConfig::default(),
             ingress: IngressConfig::default(),
             docker: DockerConfig::default(),
@@ -580,6 +586,12 @@ impl Config {
                     "{} is out of range: use 1s to 24h",
                     humantime::format_duration(self.max_clock_ahead)
                 ),
+            });
+        }
+        if self.neighbours < 2 {
+            return Err(ConfigError::Invalid {
+                field: "neighbours",
+                message: "must be at least 2, so members still reach each other when every public member is down".into(),
             });
         }
         if self.anti_entropy_secs == 0 || self.guest_grace_secs == 0 {

@@ -204,6 +204,7 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
         listeners: config.listen.len(),
         edge_pref: config.edge,
         heartbeat: Duration::from_millis(config.edges.heartbeat_ms),
+        neighbours: config.neighbours,
         max_clock_ahead: config.max_clock_ahead,
         lease: Duration::from_millis(config.edges.lease_ms),
         edges_max: config.edges.max,

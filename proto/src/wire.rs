@@ -5,7 +5,7 @@
 //! pushes on gossipsub are postcard ([`Gossip`], pinned in this module's tests). Adding a `V2`
 //! variant later lets old and new nodes tell each other apart instead of misreading bytes.
 
-use crate::id::MeshId;
+use crate::id::{MeshId, NodeId, NodeKey};
 use crate::invite::{InviteError, InviteSecret};
 use crate::record::{Record, RecordId, RecordVersion};
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,65 @@ pub enum SwimPacket {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// A packet for a member the sender keeps no connection to (`mesh::topology`), passed on
+    /// by a member connected to both. Signed by its origin, so the forwarder can neither
+    /// forge nor alter it: the receiver treats it as a packet from `origin`.
+    Forwarded {
+        /// The member the packet is for.
+        to: NodeId,
+        /// The member that wrote it.
+        origin: NodeId,
+        /// foca's packet.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        /// `origin`'s signature over [`SwimPacket::forwarded_bytes`].
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+}
+
+impl SwimPacket {
+    /// What a forwarded packet's signature covers: the mesh, the addressee and the packet.
+    pub fn forwarded_bytes(mesh: &MeshId, to: &NodeId, bytes: &[u8]) -> Vec<u8> {
+        let fields = ("hearth-swim-forwarded-v1", mesh, to, bytes);
+        postcard::to_stdvec(&fields).unwrap_or_default()
+    }
+
+    /// A packet for `to`, signed by `key`, to be passed on by another member.
+    pub fn forwarded(key: &NodeKey, mesh: &MeshId, to: NodeId, bytes: Vec<u8>) -> Self {
+        let signature = key.sign(&Self::forwarded_bytes(mesh, &to, &bytes)).to_vec();
+        SwimPacket::Forwarded {
+            to,
+            origin: key.id(),
+            bytes,
+            signature,
+        }
+    }
+
+    /// Whether a forwarded packet was signed by its origin for `mesh`.
+    pub fn verify_forwarded(&self, mesh: &MeshId) -> bool {
+        let SwimPacket::Forwarded {
+            to,
+            origin,
+            bytes,
+            signature,
+        } = self
+        else {
+            return false;
+        };
+        let Ok(signature) = <[u8; 64]>::try_from(signature.as_slice()) else {
+            return false;
+        };
+        let Some(key) = origin.verifying_key() else {
+            return false;
+        };
+        ed25519_dalek::Verifier::verify(
+            &key,
+            &Self::forwarded_bytes(mesh, to, bytes),
+            &ed25519_dalek::Signature::from_bytes(&signature),
+        )
+        .is_ok()
+    }
 }
 
 /// The receipt of a [`SwimPacket`]: request-response needs an answer; the packet's meaning
@@ -163,3 +222,49 @@ pub enum SyncResponseV1 {
 
 #[cfg(test)]
 mod golden;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_packet_verifies_only_as_signed() {
+        let mesh = MeshId::from_bytes([3; 32]);
+        let origin = NodeKey::from_secret([1; 32]);
+        let to = NodeKey::from_secret([2; 32]).id();
+        let packet = SwimPacket::forwarded(&origin, &mesh, to, vec![1, 2, 3]);
+        assert!(packet.verify_forwarded(&mesh));
+        assert!(!packet.verify_forwarded(&MeshId::from_bytes([4; 32])));
+        let SwimPacket::Forwarded {
+            to,
+            origin,
+            bytes,
+            signature,
+        } = packet
+        else {
+            unreachable!()
+        };
+        let forged_origin = SwimPacket::Forwarded {
+            to,
+            origin: NodeKey::from_secret([5; 32]).id(),
+            bytes: bytes.clone(),
+            signature: signature.clone(),
+        };
+        assert!(!forged_origin.verify_forwarded(&mesh));
+        let altered = SwimPacket::Forwarded {
+            to,
+            origin,
+            bytes: vec![1, 2, 4],
+            signature: signature.clone(),
+        };
+        assert!(!altered.verify_forwarded(&mesh));
+        let readdressed = SwimPacket::Forwarded {
+            to: origin,
+            origin,
+            bytes,
+            signature,
+        };
+        assert!(!readdressed.verify_forwarded(&mesh));
+        assert!(!SwimPacket::V1 { bytes: vec![] }.verify_forwarded(&mesh));
+    }
+}

@@ -69,6 +69,9 @@ pub struct MeshSettings {
     pub heartbeat: Duration,
     /// How long a silent member stays alive in the failure detector (`edges.lease_ms`).
     pub lease: Duration,
+    /// Members behind NAT keep control connections to every public member and to this many
+    /// others (config `neighbours`); see `mesh::topology`.
+    pub neighbours: usize,
     /// The `edges.max` this node announces.
     pub edges_max: u8,
     /// The port the data-plane endpoint is bound to, announced with this node's addresses.
@@ -146,7 +149,12 @@ pub(super) struct PeerState {
     pub(super) remotes: HashMap<ConnectionId, Multiaddr>,
     /// Set for guests: when they are closed.
     pub(super) guest_until: Option<Instant>,
+    /// When its first current connection came up.
+    pub(super) since: Instant,
 }
+
+/// How long a control connection lives before the topology may prune it.
+const PRUNE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 struct Backoff {
@@ -164,6 +172,11 @@ pub struct MeshActor {
     pub(super) membership: Membership,
     /// The replication core: what to store, push, ask and answer.
     pub(super) replica: hearth_proto::replication::Replica<Store>,
+    /// Signs failure-detector packets sent through another member.
+    pub(super) key: NodeKey,
+    /// Which members keep control connections to each other, and this node's share.
+    pub(super) topology: super::topology::Topology,
+    pub(super) control_peers: BTreeSet<NodeId>,
     pub(super) peers: HashMap<PeerId, PeerState>,
     pub(super) last_seen: HashMap<NodeId, u64>,
     backoff: HashMap<NodeId, Backoff>,
@@ -221,7 +234,7 @@ impl MeshActor {
         let membership = store.membership()?.ok_or(crate::NodeError::NoMesh)?;
         let replica = hearth_proto::replication::Replica::new(
             store.clone(),
-            key,
+            NodeKey::from_secret(key.secret_bytes()),
             hearth_proto::replication::ReplicaConfig {
                 max_clock_ahead_ms: settings.max_clock_ahead.as_millis() as u64,
                 tombstone_ttl_ms: settings.tombstone_ttl.as_millis() as u64,
@@ -264,6 +277,9 @@ impl MeshActor {
             swarm,
             membership,
             replica,
+            key,
+            topology: Default::default(),
+            control_peers: BTreeSet::new(),
             peers: HashMap::new(),
             last_seen: HashMap::new(),
             backoff: HashMap::new(),
@@ -486,6 +502,7 @@ impl MeshActor {
                     rtt: HashMap::new(),
                     remotes: HashMap::new(),
                     guest_until,
+                    since: Instant::now(),
                 });
                 state.connections += 1;
                 match relay {
@@ -634,12 +651,35 @@ impl MeshActor {
         }
         self.update_gate();
         self.ask_dial_back();
+        self.prune_connections(now);
         self.dial_members(now);
         self.dial_targets.retain(|(_, until)| *until > now);
         for (addr, _) in self.dial_targets.clone() {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 debug!(%addr, error = %e, "dial failed");
             }
+        }
+    }
+
+    /// Closes control connections the topology does not want (a mesh that learned its hubs,
+    /// or a member that is no longer one), once they are old enough that both ends see the
+    /// same members and hubs.
+    fn prune_connections(&mut self, now: Instant) {
+        if !self.topology.bounded() {
+            return;
+        }
+        let unwanted: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.connections > 0 && s.guest_until.is_none())
+            .filter(|(_, s)| now.duration_since(s.since) >= PRUNE_AFTER)
+            .filter(|(_, s)| s.node.is_some_and(|n| !self.control_peers.contains(&n)))
+            .map(|(p, _)| *p)
+            .filter(|p| self.is_member_peer(p))
+            .collect();
+        for peer in unwanted {
+            debug!(%peer, "closing a control connection the topology does not need");
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -666,6 +706,9 @@ impl MeshActor {
         for node in members {
             let peer = peer_id(&node);
             if self.peers.get(&peer).is_some_and(|s| s.connections > 0) {
+                continue;
+            }
+            if self.topology.bounded() && !self.control_peers.contains(&node) {
                 continue;
             }
             let backoff = self.backoff.entry(node).or_insert(Backoff {

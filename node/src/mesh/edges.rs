@@ -14,8 +14,8 @@ use hearth_proto::election::{edge_ips, elect, Verdict};
 use hearth_proto::record::NodeInfo;
 use hearth_proto::{Body, Kind, NodeId};
 use libp2p::autonat;
-use std::collections::BTreeMap;
-use tracing::{info, warn};
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::{debug, info, warn};
 
 impl MeshActor {
     /// Writes this node's NodeInfo (addresses, reachability, preference, limits, start time)
@@ -112,7 +112,34 @@ impl MeshActor {
             info!(edges = ?names, max = election.max, "edge set changed");
         }
         self.election = election;
+        self.refresh_topology(&infos);
         changed
+    }
+
+    /// Recomputes which members this node keeps connections to, when the members or hubs
+    /// (public members, and the elected edges) changed.
+    fn refresh_topology(&mut self, infos: &BTreeMap<NodeId, NodeInfo>) {
+        let members: BTreeSet<NodeId> = self.member_ids().into_iter().collect();
+        let hubs: BTreeSet<NodeId> = infos
+            .iter()
+            .filter(|(n, i)| {
+                members.contains(n) && matches!(i.reach, hearth_proto::reach::Reach::Public { .. })
+            })
+            .map(|(n, _)| *n)
+            .chain(self.election.edges.iter().copied())
+            .filter(|n| members.contains(n))
+            .collect();
+        if &members == self.topology.members() && &hubs == self.topology.hubs() {
+            return;
+        }
+        self.topology = super::topology::Topology::new(members, hubs, self.settings.neighbours);
+        self.control_peers = self.topology.peers_of(&self.me);
+        debug!(
+            peers = self.control_peers.len(),
+            hubs = self.topology.hubs().len(),
+            bounded = self.topology.bounded(),
+            "control topology changed"
+        );
     }
 
     /// The periodic election: leases run out with time, not only when records arrive.

@@ -70,8 +70,24 @@ impl MeshActor {
         let Some(node) = node_id(&peer).filter(|_| self.is_member_peer(&peer)) else {
             return;
         };
-        let SwimPacket::V1 { bytes } = request;
-        match self.swim.receive(node, &bytes, Instant::now()) {
+        let origin = match &request {
+            SwimPacket::V1 { .. } => node,
+            SwimPacket::Forwarded { to, .. } if *to != self.me => {
+                let to = *to;
+                self.forward_swim(node, to, request);
+                return;
+            }
+            SwimPacket::Forwarded { origin, .. } => {
+                if !self.membership.is_member(origin) || !request.verify_forwarded(&self.mesh) {
+                    debug!(%peer, origin = %origin.short(), "forwarded failure-detector packet refused");
+                    *self.rejected.entry("swim").or_default() += 1;
+                    return;
+                }
+                *origin
+            }
+        };
+        let (SwimPacket::V1 { bytes } | SwimPacket::Forwarded { bytes, .. }) = request;
+        match self.swim.receive(origin, &bytes, Instant::now()) {
             Ok(output) => self.apply_swim(output),
             Err(e) => {
                 debug!(%peer, error = %e, "failure-detector packet refused");
@@ -80,20 +96,62 @@ impl MeshActor {
         }
     }
 
+    /// Passes a packet from `from` on to `to`, when `from` wrote it (one hop, no loops) and
+    /// this node has a connection to `to`; the addressee checks the origin's signature.
+    fn forward_swim(&mut self, from: NodeId, to: NodeId, packet: SwimPacket) {
+        let SwimPacket::Forwarded { origin, .. } = &packet else {
+            return;
+        };
+        if *origin != from || !self.membership.is_member(&to) || !self.connected_to(&to) {
+            return;
+        }
+        self.swarm
+            .behaviour_mut()
+            .swim
+            .send_request(&peer_id(&to), packet);
+    }
+
+    fn connected_to(&self, node: &NodeId) -> bool {
+        self.peers
+            .get(&peer_id(node))
+            .is_some_and(|s| s.connections > 0 && s.guest_until.is_none())
+    }
+
+    /// A connected member that keeps a connection to `to` (the topology says which), to pass
+    /// a packet on: a hub when there is one.
+    fn forwarder_for(&self, to: &NodeId) -> Option<NodeId> {
+        let mut candidates: Vec<NodeId> = self
+            .connected_members()
+            .iter()
+            .filter_map(node_id)
+            .filter(|p| self.topology.wanted(p, to))
+            .collect();
+        candidates.sort_by_key(|p| !self.topology.hubs().contains(p));
+        candidates.first().copied()
+    }
+
     /// Sends the detector's packets and acts on its conclusions. A packet for a member this
-    /// node has no connection to is dropped: the detector counts it as lost and asks others
-    /// to probe through their connections, which is how members behind different NATs vouch
-    /// for each other without dialing.
+    /// node keeps no connection to goes through a member that has one (signed, so it cannot
+    /// be forged on the way); with none, it is dropped: the detector counts it as lost and
+    /// asks others to probe through their connections, which is how members behind
+    /// different NATs vouch for each other without dialing.
     pub(super) fn apply_swim(&mut self, output: SwimOutput) {
         for (node, bytes) in output.send {
-            let peer = peer_id(&node);
-            if self.peers.get(&peer).is_none_or(|s| s.connections == 0) {
-                continue;
+            if self.connected_to(&node) {
+                let packet = SwimPacket::V1 {
+                    bytes: bytes.to_vec(),
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .swim
+                    .send_request(&peer_id(&node), packet);
+            } else if let Some(via) = self.forwarder_for(&node) {
+                let packet = SwimPacket::forwarded(&self.key, &self.mesh, node, bytes.to_vec());
+                self.swarm
+                    .behaviour_mut()
+                    .swim
+                    .send_request(&peer_id(&via), packet);
             }
-            let packet = SwimPacket::V1 {
-                bytes: bytes.to_vec(),
-            };
-            self.swarm.behaviour_mut().swim.send_request(&peer, packet);
         }
         if output.rejoined {
             info!("the other members had declared this node down (stalled or cut off); edge seniority starts over");

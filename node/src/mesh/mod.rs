@@ -18,4 +18,5 @@ mod relays;
 mod replication;
 mod routes;
 pub mod swim;
+mod topology;
 mod view;

@@ -20,11 +20,17 @@ struct Net {
     now: Instant,
     rejoined: BTreeSet<NodeId>,
     packets: usize,
+    /// When set, only the pairs it wants are connected, and a packet between two others goes
+    /// through a member connected to both (a hub first), as the mesh actor forwards it.
+    topology: Option<crate::mesh::topology::Topology>,
 }
 
 impl Net {
     fn new(n: usize) -> Self {
-        let ids: Vec<NodeId> = (0..n).map(|_| NodeKey::generate().id()).collect();
+        Self::with_ids((0..n).map(|_| NodeKey::generate().id()).collect())
+    }
+
+    fn with_ids(ids: Vec<NodeId>) -> Self {
         let timing = SwimTiming {
             probe_period: PERIOD,
             lease: LEASE,
@@ -50,7 +56,26 @@ impl Net {
             now: Instant::now(),
             rejoined: BTreeSet::new(),
             packets: 0,
+            topology: None,
         }
+    }
+
+    /// The member that carries a packet from `from` to `to`: none needed when they are
+    /// connected, else one connected to both (a hub first), else the packet is lost.
+    fn route(&self, from: NodeId, to: NodeId) -> Option<(Duration, Option<NodeId>)> {
+        let Some(topology) = &self.topology else {
+            return Some((LATENCY, None));
+        };
+        if topology.wanted(&from, &to) {
+            return Some((LATENCY, None));
+        }
+        let mut via: Vec<NodeId> = topology
+            .peers_of(&from)
+            .into_iter()
+            .filter(|p| topology.wanted(p, &to))
+            .collect();
+        via.sort_by_key(|p| !topology.hubs().contains(p));
+        via.first().map(|f| (LATENCY * 2, Some(*f)))
     }
 
     fn take(&mut self, from: NodeId, output: SwimOutput) {
@@ -59,8 +84,15 @@ impl Net {
         }
         for (to, bytes) in output.send {
             self.packets += 1;
+            let Some((latency, via)) = self.route(from, to) else {
+                continue;
+            };
+            // A forwarder that is down loses the packet.
+            if via.is_some_and(|v| self.dead.contains(&v)) {
+                continue;
+            }
             self.in_flight
-                .push_back((self.now + LATENCY, from, to, bytes));
+                .push_back((self.now + latency, from, to, bytes));
         }
     }
 
@@ -252,4 +284,46 @@ fn a_packet_claiming_another_sender_is_refused() {
         .unwrap()
         .receive(a, b"\x01", now)
         .is_err());
+}
+
+/// 40 members, 3 of them hubs, each other member connected to the hubs and its 4
+/// neighbours (and those that picked it) instead of to all 39: packets between members
+/// without a connection go through a hub.
+fn bounded_net() -> Net {
+    let ids: Vec<NodeId> = (0..40u8)
+        .map(|i| NodeKey::from_secret([i + 1; 32]).id())
+        .collect();
+    let mut net = Net::with_ids(ids.clone());
+    net.topology = Some(crate::mesh::topology::Topology::new(
+        ids.iter().copied().collect(),
+        ids.iter().take(3).copied().collect(),
+        4,
+    ));
+    net
+}
+
+#[test]
+fn with_bounded_connections_nobody_is_suspected_and_the_dead_are_dropped() {
+    let mut net = bounded_net();
+    net.join_all();
+    net.run(Duration::from_secs(60));
+    for id in net.ids.clone() {
+        assert_eq!(net.alive_at(id), &net.others(id), "view of {}", id.short());
+    }
+    assert!(net.rejoined.is_empty(), "a live member was declared down");
+    // A home dies: everyone drops it, though most reached it only through a hub.
+    let victim = net.ids[20];
+    net.dead.insert(victim);
+    net.run(LEASE + LEASE / 2);
+    for id in net.others(victim) {
+        assert!(!net.alive_at(id).contains(&victim), "{}", id.short());
+        assert_eq!(net.alive_at(id), &net.others(id));
+    }
+    // One hub dies: the others carry the packets, and nobody else is suspected.
+    net.dead.insert(net.ids[0]);
+    net.run(Duration::from_secs(30));
+    for id in net.others(victim) {
+        assert_eq!(net.alive_at(id), &net.others(id), "view of {}", id.short());
+    }
+    assert!(net.rejoined.is_empty(), "a live member was declared down");
 }
