@@ -12,7 +12,8 @@ use crate::mesh::peer_id::{keypair, node_id, peer_id};
 use crate::store::Store;
 use crate::{identity, NodeError};
 use hearth_proto::invite::{Invite, InviteError};
-use hearth_proto::membership::verify_genesis;
+use hearth_proto::membership::{verify_genesis, Membership};
+use hearth_proto::replication::{self, MemoryStore, RecordMap};
 use hearth_proto::wire::{JoinRequest, JoinResponse};
 use hearth_proto::{Kind, MeshId, NodeId, Record, Role};
 use libp2p::futures::StreamExt;
@@ -162,7 +163,9 @@ pub async fn join(
     Ok(joined)
 }
 
-/// Verifies the returned state against the code and stores it.
+/// Verifies the returned state against the code and stores it. Everything is checked in
+/// memory first, with the same admission rules as the store, so a refused grant leaves the
+/// data dir as it was (no mesh, no records) and the next `hearthd join` starts clean.
 fn persist(
     store: &Store,
     invite: &Invite,
@@ -174,7 +177,7 @@ fn persist(
         .iter()
         .find(|r| r.kind == Kind::Genesis)
         .ok_or(NodeError::BadGrant("no genesis record".into()))?;
-    verify_genesis(genesis).map_err(|e| NodeError::BadGrant(e.to_string()))?;
+    let genesis_body = verify_genesis(genesis).map_err(|e| NodeError::BadGrant(e.to_string()))?;
     if genesis.mesh != invite.mesh {
         return Err(NodeError::BadGrant(format!(
             "the inviter sent mesh {} but the code names {}",
@@ -182,14 +185,19 @@ fn persist(
             invite.mesh.short()
         )));
     }
-    store.set_mesh(invite.mesh)?;
-    store.apply_batch(records)?;
-    let membership = store
-        .membership()?
-        .ok_or(NodeError::BadGrant("no membership".into()))?;
+    let mut trial = MemoryStore::new(invite.mesh);
+    let Ok((_, _)) = replication::apply_batch(&mut trial, records.clone());
+    let Ok(admitted) = trial.membership_records();
+    let membership = Membership::replay(
+        invite.mesh,
+        &genesis_body,
+        admitted.iter().map(|(r, b)| (r, b)),
+    );
     let role = membership.role(me).ok_or(NodeError::BadGrant(
         "the grant does not list this node as a member".into(),
     ))?;
+    store.set_mesh(invite.mesh)?;
+    store.apply_batch(records)?;
     store.set_bootstrap(&invite.addrs)?;
     store.set_local_name(name)?;
     store.save_watermark()?;
@@ -203,4 +211,74 @@ fn persist(
         role,
         members,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::invite::InviteSecret;
+    use hearth_proto::record::{Genesis, Member};
+    use hearth_proto::{Body, Hlc, NodeKey};
+
+    fn grant(founder: &NodeKey, mesh: MeshId, members: &[NodeId]) -> Vec<Record> {
+        let genesis = Body::Genesis(Genesis {
+            name: "m".into(),
+            founder: founder.id(),
+            nonce: [1; 16],
+            created_ms: 1,
+        });
+        let mut records = vec![Record::sign(founder, mesh, &genesis, Hlc::at(1))];
+        for (i, node) in members.iter().enumerate() {
+            let body = Body::Member(Member {
+                node: *node,
+                name: format!("n{i}"),
+                role: Role::Member,
+            });
+            records.push(Record::sign(founder, mesh, &body, Hlc::at(2 + i as u64)));
+        }
+        records
+    }
+
+    #[test]
+    fn a_refused_grant_leaves_the_store_without_a_mesh_and_a_good_one_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let founder = NodeKey::from_secret([1; 32]);
+        let me = NodeKey::from_secret([2; 32]).id();
+        let mesh = MeshId::derive(&founder.id(), &[1; 16]);
+        let invite = Invite {
+            mesh,
+            inviter: founder.id(),
+            secret: InviteSecret::generate(),
+            expires_ms: u64::MAX,
+            addrs: vec!["/ip4/198.18.0.1/udp/7700/quic-v1".into()],
+        };
+        // The inviter's answer lists the founder but not this node.
+        let refused = persist(
+            &store,
+            &invite,
+            &me,
+            "box",
+            grant(&founder, mesh, &[founder.id()]),
+        );
+        assert!(
+            matches!(refused, Err(NodeError::BadGrant(_))),
+            "{refused:?}"
+        );
+        assert_eq!(store.mesh().unwrap(), None);
+        assert!(store.all_records().unwrap().is_empty());
+        assert!(store.bootstrap().unwrap().is_empty());
+
+        let joined = persist(
+            &store,
+            &invite,
+            &me,
+            "box",
+            grant(&founder, mesh, &[founder.id(), me]),
+        )
+        .unwrap();
+        assert_eq!(joined.role, Role::Member);
+        assert_eq!(store.mesh().unwrap(), Some(mesh));
+        assert_eq!(store.all_records().unwrap().len(), 3);
+    }
 }
