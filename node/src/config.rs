@@ -279,6 +279,23 @@ impl Default for TunnelConfig {
     }
 }
 
+/// A duration written as whole seconds (a number, as the `*_secs` fields take) or in
+/// humantime form (`"300s"`, `"5m"`).
+fn seconds_or_humantime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Seconds(u64),
+        Text(String),
+    }
+    match Written::deserialize(d)? {
+        Written::Seconds(secs) => Ok(Duration::from_secs(secs)),
+        Written::Text(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!("`{text}`: {e}; write e.g. \"300s\" or \"5m\""))
+        }),
+    }
+}
+
 /// `[ingress]`: what an edge listens on and how it protects itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -292,10 +309,20 @@ pub struct IngressConfig {
     /// Largest request head (request line and headers) in bytes; larger gets 431.
     pub max_head_bytes: usize,
     /// Milliseconds a client has to send a complete request head; slower (slowloris)
-    /// connections are closed.
+    /// connections are closed. It counts from the connection's start for the first request
+    /// and from the first byte of each later one, so it never cuts a kept-alive connection
+    /// that is merely idle between requests.
     pub header_read_timeout_ms: u64,
-    /// Seconds a client connection may sit without any traffic in either direction.
-    pub idle_timeout_secs: u64,
+    /// How long a client connection may sit without any traffic in either direction, e.g.
+    /// `"300s"` or `"5m"`: a kept-alive HTTP connection waiting for its next request, a quiet
+    /// WebSocket, TCP route or passthrough connection. The older `idle_timeout_secs = N`
+    /// (whole seconds) is still read.
+    #[serde(
+        alias = "idle_timeout_secs",
+        deserialize_with = "seconds_or_humantime",
+        serialize_with = "humantime_serde::serialize"
+    )]
+    pub idle_timeout: Duration,
     /// Milliseconds to reach the hosting member and its target before answering 502.
     pub connect_timeout_ms: u64,
 }
@@ -308,7 +335,7 @@ impl Default for IngressConfig {
             tcp_bind: "0.0.0.0".into(),
             max_head_bytes: 32 * 1024,
             header_read_timeout_ms: 10_000,
-            idle_timeout_secs: 300,
+            idle_timeout: Duration::from_secs(300),
             connect_timeout_ms: 600,
         }
     }
@@ -553,7 +580,7 @@ impl Config {
         if self.tunnel.idle_timeout_secs < 3
             || self.tunnel.max_streams_per_member == 0
             || self.ingress.header_read_timeout_ms == 0
-            || self.ingress.idle_timeout_secs == 0
+            || self.ingress.idle_timeout.is_zero()
             || self.ingress.connect_timeout_ms == 0
         {
             return Err(ConfigError::Invalid {
@@ -743,6 +770,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("0.0.0.0:7700"));
+    }
+
+    #[test]
+    fn the_idle_timeout_takes_a_duration_or_the_old_seconds() {
+        let config: Config = toml::from_str("[ingress]\nidle_timeout = \"5m\"").unwrap();
+        assert_eq!(config.ingress.idle_timeout, Duration::from_secs(300));
+        let old: Config = toml::from_str("[ingress]\nidle_timeout_secs = 42").unwrap();
+        assert_eq!(old.ingress.idle_timeout, Duration::from_secs(42));
+        let printed = toml::to_string(&old).unwrap();
+        assert!(printed.contains("idle_timeout = \"42s\""), "{printed}");
+        let err = toml::from_str::<Config>("[ingress]\nidle_timeout = \"soon\"").unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+        let mut zero = Config::default();
+        zero.ingress.idle_timeout = Duration::ZERO;
+        assert!(zero.check().is_err());
     }
 
     #[test]

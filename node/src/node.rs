@@ -122,7 +122,7 @@ fn ingress_settings(config: &Config) -> Result<IngressSettings, NodeError> {
         http: HttpSettings {
             max_head_bytes: config.ingress.max_head_bytes,
             header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),
-            idle_timeout: Duration::from_secs(config.ingress.idle_timeout_secs),
+            idle_timeout: config.ingress.idle_timeout,
         },
         tcp_bind,
         dns: dns_zone(config).map(|zone| DnsSettings {

@@ -1,11 +1,12 @@
 //! Request and response header rules of the HTTP proxy, as pure functions: the Host a
-//! request is for, hop-by-hop headers, upgrades, and the forwarding headers.
+//! request is for (RFC 9112 §3.2), methods the edge refuses, request ids, hop-by-hop
+//! headers, upgrades, and the forwarding headers.
 //!
 //! Forwarding headers a visitor sends are replaced, not appended to: the edge is the first
 //! hop the services can trust, so whatever came before it is the visitor's claim.
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::Request;
+use hyper::{Method, Request};
 use std::net::{IpAddr, SocketAddr};
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1).
@@ -20,19 +21,92 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
-/// The lowercase host a request is for, from its Host header or absolute URI, port removed.
-pub fn request_host<B>(request: &Request<B>) -> Option<String> {
-    let raw = match request.headers().get(header::HOST) {
-        Some(value) => value.to_str().ok()?.to_string(),
-        None => request.uri().host()?.to_string(),
-    };
-    let host = match raw.rsplit_once(':') {
+/// Why a request is refused before it is routed (answered 400, never forwarded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadTarget {
+    /// More than one Host header line (RFC 9112 §3.2).
+    DuplicateHost,
+    /// Neither a Host header nor an authority in the request target.
+    NoHost,
+    /// A Host or authority that is not a valid host name, or carries userinfo.
+    InvalidHost,
+    /// An absolute-form target whose scheme is not `http` or `https`.
+    Scheme,
+}
+
+impl BadTarget {
+    /// What the visitor is told (nothing of the edge's internals).
+    pub fn explain(self) -> &'static str {
+        match self {
+            BadTarget::DuplicateHost => "The request has more than one Host header.",
+            BadTarget::NoHost => {
+                "The request names no host; send a Host header such as blog.example.com."
+            }
+            BadTarget::InvalidHost => "The request's Host is not a valid host name.",
+            BadTarget::Scheme => "The request target's scheme is not http or https.",
+        }
+    }
+}
+
+/// The host a request is for, by RFC 9112 §3.2: the lowercase host name it is routed by
+/// (port removed), and the Host value to forward when the request target carried an
+/// authority (absolute form, or HTTP/2's `:authority`), which wins over any Host header
+/// (§3.2.2). Exactly one Host header line is allowed; a request without an authority needs one.
+pub fn request_target<B>(request: &Request<B>) -> Result<(String, Option<HeaderValue>), BadTarget> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BadTarget::DuplicateHost);
+    }
+    if let Some(authority) = request.uri().authority() {
+        if !matches!(
+            request.uri().scheme_str(),
+            None | Some("http") | Some("https")
+        ) {
+            return Err(BadTarget::Scheme);
+        }
+        if authority.as_str().contains('@') {
+            return Err(BadTarget::InvalidHost);
+        }
+        let host = parse_host(authority.host()).ok_or(BadTarget::InvalidHost)?;
+        let forward =
+            HeaderValue::from_str(authority.as_str()).map_err(|_| BadTarget::InvalidHost)?;
+        return Ok((host, Some(forward)));
+    }
+    let raw = host_header
+        .ok_or(BadTarget::NoHost)?
+        .to_str()
+        .map_err(|_| BadTarget::InvalidHost)?;
+    let name = match raw.rsplit_once(':') {
         Some((name, port)) if !name.ends_with(']') && port.chars().all(|c| c.is_ascii_digit()) => {
-            name.to_string()
+            name
         }
         _ => raw,
     };
-    hearth_proto::route::parse_host(&host).ok()
+    Ok((parse_host(name).ok_or(BadTarget::InvalidHost)?, None))
+}
+
+fn parse_host(name: &str) -> Option<String> {
+    hearth_proto::route::parse_host(name).ok()
+}
+
+/// Methods a reverse proxy does not forward: CONNECT asks the edge to open a tunnel to an
+/// arbitrary authority (a forward proxy's job), TRACE would echo the request, with the
+/// headers the edge adds, back to the visitor.
+pub fn refused_method(method: &Method) -> bool {
+    *method == Method::CONNECT || *method == Method::TRACE
+}
+
+/// The methods the edge forwards, for the `Allow` header of its 405 (any other method but
+/// CONNECT and TRACE is forwarded too; these are the ones worth naming).
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
+
+/// The header that carries a request's id to the target and back to the visitor.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A new request id: 16 random hex digits.
+pub fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// The protocol a request asks to switch to (`Connection: upgrade` plus `Upgrade`).
@@ -107,22 +181,72 @@ mod tests {
             .unwrap()
     }
 
+    fn host_of(request: &Request<()>) -> Result<String, BadTarget> {
+        request_target(request).map(|(host, _)| host)
+    }
+
     #[test]
     fn hosts_lose_their_port_and_case() {
         assert_eq!(
-            request_host(&request("Blog.Example.com:8080")).as_deref(),
-            Some("blog.example.com")
+            host_of(&request("Blog.Example.com:8080")).as_deref(),
+            Ok("blog.example.com")
         );
         assert_eq!(
-            request_host(&request("blog.example.com")).as_deref(),
-            Some("blog.example.com")
+            host_of(&request("blog.example.com")).as_deref(),
+            Ok("blog.example.com")
         );
-        assert_eq!(request_host(&request("bad_host")), None);
+        assert_eq!(host_of(&request("bad_host")), Err(BadTarget::InvalidHost));
         let absolute = Request::builder()
             .uri("http://a.example.com/x")
             .body(())
             .unwrap();
-        assert_eq!(request_host(&absolute).as_deref(), Some("a.example.com"));
+        assert_eq!(host_of(&absolute).as_deref(), Ok("a.example.com"));
+        let none = Request::builder().uri("/x").body(()).unwrap();
+        assert_eq!(host_of(&none), Err(BadTarget::NoHost));
+    }
+
+    #[test]
+    fn two_host_lines_are_refused_even_when_equal() {
+        for second in ["b.example.com", "a.example.com"] {
+            let request = Request::builder()
+                .uri("/x")
+                .header("host", "a.example.com")
+                .header("host", second)
+                .body(())
+                .unwrap();
+            assert_eq!(host_of(&request), Err(BadTarget::DuplicateHost));
+        }
+    }
+
+    #[test]
+    fn an_absolute_target_wins_over_host_and_replaces_it() {
+        let request = Request::builder()
+            .uri("http://B.example.com:8080/x")
+            .header("host", "a.example.com")
+            .body(())
+            .unwrap();
+        let (host, forward) = request_target(&request).unwrap();
+        assert_eq!(host, "b.example.com");
+        assert_eq!(forward.unwrap(), "B.example.com:8080");
+        for bad in ["http://user@b.example.com/x", "ftp://b.example.com/x"] {
+            let request = Request::builder().uri(bad).body(()).unwrap();
+            assert!(request_target(&request).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connect_and_trace_are_refused_and_other_methods_pass() {
+        assert!(refused_method(&Method::CONNECT) && refused_method(&Method::TRACE));
+        for method in ["GET", "POST", "OPTIONS", "PROPFIND", "PATCH"] {
+            assert!(!refused_method(
+                &Method::from_bytes(method.as_bytes()).unwrap()
+            ));
+        }
+        let id = new_request_id();
+        assert!(
+            id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
     }
 
     #[test]

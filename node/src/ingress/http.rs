@@ -5,9 +5,20 @@
 //!
 //! On `:80` the proxy also answers ACME HTTP-01 challenges and sends visitors of a host that
 //! has a certificate to HTTPS with a 308.
+//!
+//! Before anything is routed, a request must name its host exactly once (RFC 9112 §3.2: a
+//! second Host line is a 400; an absolute-form target's authority wins over Host and
+//! replaces it when forwarding) and use a method a reverse proxy forwards (CONNECT and
+//! TRACE get 405). Every request gets a random id, sent to the target and back to the visitor
+//! as `x-request-id`; the edge's own pages show it, and the log line with the details of a
+//! failure carries it too. The header read timeout runs while a request head arrives, the
+//! idle timeout while a kept-alive connection waits for the next one ([`HeadTimer`]).
 
-use super::headers::{request_host, set_forwarded, strip_hop_by_hop, upgrade_of};
-use super::idle::{Activity, Watched};
+use super::headers::{
+    new_request_id, refused_method, request_target, set_forwarded, strip_hop_by_hop, upgrade_of,
+    REQUEST_ID,
+};
+use super::idle::{Activity, HeadTimer, Watched};
 use super::pages;
 use super::upstream::{UpstreamError, Upstreams};
 use crate::acme::Served;
@@ -17,6 +28,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -26,7 +38,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 /// Bodies the proxy answers with: the target's, or a page of its own.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -45,9 +57,11 @@ const MAX_IDLE_UPSTREAMS: usize = 4;
 pub struct HttpSettings {
     /// Largest request head; larger gets 431.
     pub max_head_bytes: usize,
-    /// Time a visitor has to send a complete request head (and, over TLS, its handshake).
+    /// Time a visitor has to send a complete request head (and, over TLS, its handshake),
+    /// counted from the connection's start for its first request and from the first byte of
+    /// each later one.
     pub header_read_timeout: Duration,
-    /// Time a connection may sit without traffic.
+    /// Time a connection may sit without traffic, e.g. kept alive between requests.
     pub idle_timeout: Duration,
 }
 
@@ -166,7 +180,7 @@ pub async fn serve_visitor<IO>(
         .await;
     } else {
         let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
+            .timer(HeadTimer::new(activity.clone()))
             .header_read_timeout(settings.header_read_timeout)
             .max_header_size(settings.max_head_bytes)
             .serve_connection(io, service)
@@ -225,16 +239,36 @@ struct Visitor {
 }
 
 impl Visitor {
-    async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
-        let Some(host) = request_host(&request) else {
-            return pages::no_host();
+    /// Answers one request: the target's response, or a page of the edge's own; either way
+    /// with the request's id in `x-request-id` (a target's own value is left as it is).
+    async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let id = new_request_id();
+        let mut response = self.route(request, &id).await;
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().entry(REQUEST_ID).or_insert(value);
+        }
+        response
+    }
+
+    async fn route(&self, mut request: Request<Incoming>, id: &str) -> Response<ProxyBody> {
+        let peer = self.peer;
+        if refused_method(request.method()) {
+            info!(request_id = id, %peer, method = %request.method(), "refused a request: 405 method not allowed");
+            return pages::method_not_allowed(id);
+        }
+        let (host, authority) = match request_target(&request) {
+            Ok(target) => target,
+            Err(bad) => {
+                info!(request_id = id, %peer, reason = bad.explain(), "refused a request: 400");
+                return pages::bad_request(bad.explain(), id);
+            }
         };
         if let Scheme::Https {
             only: Some(only), ..
         } = &self.scheme
         {
             if host != *only {
-                return pages::misdirected(&host);
+                return pages::misdirected(&host, id);
             }
         }
         if let Scheme::Http(plaintext) = &self.scheme {
@@ -244,10 +278,10 @@ impl Visitor {
         }
         let spec = RouteSpec::Http { host: host.clone() };
         let Some(tls) = self.upstreams.tls_of(&host) else {
-            return pages::unknown_host(&host);
+            return pages::unknown_host(&host, id);
         };
         if let Scheme::Http(plaintext) = &self.scheme {
-            if let Some(redirect) = https_redirect(plaintext, &request, &host, tls) {
+            if let Some(redirect) = https_redirect(plaintext, &request, &host, tls, id) {
                 return redirect;
             }
         }
@@ -263,10 +297,13 @@ impl Visitor {
                 *request.uri_mut() = uri;
             }
         }
-        if !request.headers().contains_key(hyper::header::HOST) {
-            if let Ok(value) = hyper::header::HeaderValue::from_str(&host) {
-                request.headers_mut().insert(hyper::header::HOST, value);
-            }
+        // RFC 9112 §3.2.2: the target's authority replaces whatever Host the visitor sent.
+        if let Some(authority) = authority {
+            request.headers_mut().insert(hyper::header::HOST, authority);
+        }
+        // The edge's id replaces one the visitor sent, like the forwarding headers below.
+        if let Ok(value) = HeaderValue::from_str(id) {
+            request.headers_mut().insert(REQUEST_ID, value);
         }
         // The target always hears HTTP/1.1, whatever the visitor spoke.
         *request.version_mut() = Version::HTTP_11;
@@ -277,13 +314,18 @@ impl Visitor {
         };
         set_forwarded(request.headers_mut(), self.peer, &host, proto);
 
+        let failed = |reason: &str| {
+            warn!(request_id = id, %peer, %host, reason, "answered 502: the service did not answer");
+            pages::unreachable(id)
+        };
         let mut sender = match self.sender(&spec, &host).await {
             Ok(sender) => sender,
-            Err(page) => return page,
+            Err(UpstreamError::NoRoute) => return pages::unknown_host(&host, id),
+            Err(UpstreamError::Unreachable(reason)) => return failed(&reason),
         };
         let mut response = match sender.send_request(request).await {
             Ok(response) => response,
-            Err(e) => return pages::unreachable(&host, &format!("the connection broke ({e})")),
+            Err(e) => return failed(&format!("the connection broke ({e})")),
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(visitor_upgrade) = visitor_upgrade {
@@ -313,7 +355,7 @@ impl Visitor {
         &self,
         spec: &RouteSpec,
         host: &str,
-    ) -> Result<SendRequest<Incoming>, Response<ProxyBody>> {
+    ) -> Result<SendRequest<Incoming>, UpstreamError> {
         let concurrent = matches!(self.scheme, Scheme::Https { h2: true, .. });
         let kept = {
             let mut reuse = self.reuse.lock().await;
@@ -328,27 +370,16 @@ impl Visitor {
                 return Ok(sender);
             }
         }
-        self.open(spec, host).await
+        self.open(spec).await
     }
 
-    /// A new HTTP connection to a target of `spec`, or the page to answer instead.
-    async fn open(
-        &self,
-        spec: &RouteSpec,
-        host: &str,
-    ) -> Result<SendRequest<Incoming>, Response<ProxyBody>> {
-        let upstream = self
-            .upstreams
-            .connect(spec, self.peer, self.local)
-            .await
-            .map_err(|e| match e {
-                UpstreamError::NoRoute => pages::unknown_host(host),
-                UpstreamError::Unreachable(reason) => pages::unreachable(host, &reason),
-            })?;
+    /// A new HTTP connection to a target of `spec`.
+    async fn open(&self, spec: &RouteSpec) -> Result<SendRequest<Incoming>, UpstreamError> {
+        let upstream = self.upstreams.connect(spec, self.peer, self.local).await?;
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(upstream))
             .await
-            .map_err(|e| pages::unreachable(host, &e.to_string()))?;
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {
                 debug!(error = %e, "upstream connection ended");
@@ -379,6 +410,7 @@ fn https_redirect<B>(
     request: &Request<B>,
     host: &str,
     tls: RouteTls,
+    id: &str,
 ) -> Option<Response<ProxyBody>> {
     let port = plaintext.https_port?;
     let wanted = match tls {
@@ -399,7 +431,7 @@ fn https_redirect<B>(
     } else {
         format!("{host}:{port}")
     };
-    Some(pages::redirect(&format!("https://{authority}{path}")))
+    Some(pages::redirect(&format!("https://{authority}{path}"), id))
 }
 
 /// Splices an upgraded visitor connection with the upgraded target connection.

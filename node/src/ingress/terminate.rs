@@ -115,7 +115,8 @@ impl Terminator {
     {
         let served = self.tls.served();
         let service = hyper::service::service_fn(move |request| {
-            let answer = challenge_answer(&served, &request).unwrap_or_else(pages::not_found);
+            let answer = challenge_answer(&served, &request)
+                .unwrap_or_else(|| pages::not_found(&super::headers::new_request_id()));
             async move { Ok::<_, Infallible>(answer) }
         });
         let connection = hyper::server::conn::http1::Builder::new()
