@@ -123,6 +123,7 @@ fn ingress_settings(config: &Config) -> Result<IngressSettings, NodeError> {
             max_head_bytes: config.ingress.max_head_bytes,
             header_read_timeout: Duration::from_millis(config.ingress.header_read_timeout_ms),
             idle_timeout: config.ingress.idle_timeout,
+            failures: Default::default(),
         },
         tcp_bind,
         dns: dns_zone(config).map(|zone| DnsSettings {
@@ -233,7 +234,8 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     let cancel = CancellationToken::new();
     let served = Served::default();
     let edge_tls = EdgeTls::new(served.clone())?;
-    let ingress_settings = ingress_settings(config)?;
+    let mut ingress_settings = ingress_settings(config)?;
+    ingress_settings.http.failures = status.failures();
     let terminator = Terminator::new(
         key.id(),
         view_rx.clone(),

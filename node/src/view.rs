@@ -4,7 +4,7 @@
 //! channel; the tunnel and ingress read the latest one without touching the store.
 
 use crate::services::Report;
-use hearth_proto::api::DataPlaneV1;
+use hearth_proto::api::{DataPlaneV1, FailedRequestV1};
 use hearth_proto::cert::{AcmeAccount, AcmeOffer, AcmeOrder, Cert, CertRequest, ChallengeAnswer};
 use hearth_proto::route::{RouteSpec, RouteTls};
 use hearth_proto::NodeId;
@@ -307,6 +307,7 @@ pub type ViewRx = watch::Receiver<Arc<MeshView>>;
 pub struct DataPlaneStatus {
     report: Report<DataPlaneV1>,
     open_streams: Arc<AtomicU64>,
+    failures: RecentFailures,
 }
 
 impl DataPlaneStatus {
@@ -314,7 +315,13 @@ impl DataPlaneStatus {
     pub fn snapshot(&self) -> DataPlaneV1 {
         let mut out = self.report.snapshot();
         out.open_streams = self.open_streams.load(Ordering::Relaxed);
+        out.recent_failures = self.failures.snapshot();
         out
+    }
+
+    /// Where ingress notes the requests it fails.
+    pub fn failures(&self) -> RecentFailures {
+        self.failures.clone()
     }
 
     /// Changes the report.
@@ -449,5 +456,33 @@ mod tests {
         // A name the edges terminate: every edge must serve every answer.
         assert_eq!(view.answer_servers("*.z.test", &[dns]), [edge].into());
         assert!(view.serves_answer(&edge, "app.z.test", &http));
+    }
+}
+
+/// The last [`RecentFailures::KEPT`] requests ingress failed, for `hearthctl status`; cheap
+/// to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RecentFailures(Arc<std::sync::Mutex<std::collections::VecDeque<FailedRequestV1>>>);
+
+impl RecentFailures {
+    /// How many are kept.
+    pub const KEPT: usize = 16;
+
+    /// Notes one, forgetting the oldest beyond [`Self::KEPT`].
+    pub fn record(&self, failure: FailedRequestV1) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.push_back(failure);
+            while kept.len() > Self::KEPT {
+                kept.pop_front();
+            }
+        }
+    }
+
+    /// The kept ones, oldest first.
+    pub fn snapshot(&self) -> Vec<FailedRequestV1> {
+        self.0
+            .lock()
+            .map(|kept| kept.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }

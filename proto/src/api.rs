@@ -368,6 +368,25 @@ pub struct DataPlaneV1 {
     pub tunnels: Vec<NodeId>,
     /// Proxied connections currently open through this node.
     pub open_streams: u64,
+    /// The last requests this node's ingress answered with 502, oldest first, with the
+    /// reason the visitor's page does not show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_failures: Vec<FailedRequestV1>,
+}
+
+/// A request the ingress failed (a 502), as `hearthctl status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRequestV1 {
+    /// The id on the visitor's page and in its `x-request-id` header.
+    pub request_id: String,
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+    /// The status the visitor got.
+    pub status: u16,
+    /// The host asked for.
+    pub host: String,
+    /// Why: which member or target failed and how.
+    pub reason: String,
 }
 
 /// One member as `hearthctl members` shows it.

@@ -2,7 +2,8 @@
 //! sockets: a request with two Host lines gets 400, CONNECT and TRACE get 405, an
 //! absolute-form target is routed by its authority (which replaces Host), a kept-alive
 //! connection lives past the header read timeout until the idle timeout, and the edge's error
-//! pages carry a request id and nothing of its internals (those go to the log, with the id).
+//! pages carry a request id and nothing of its internals (those go to the log and to
+//! `hearthctl status`, with the id).
 //! Each backend records every request head it gets, so a refused request is shown never to
 //! have reached it. The same rules over HTTPS are checked at the end.
 
@@ -442,6 +443,18 @@ async fn error_pages_carry_a_request_id_and_no_internals_which_go_to_the_log() -
             && line.contains("down.example.com")
             && line.contains(&down.port().to_string()),
         "{line}"
+    );
+    // And in `hearthctl status` of the edge.
+    let failures = mesh.status(0).await?.data_plane.recent_failures;
+    let failure = failures
+        .iter()
+        .find(|f| f.request_id == id)
+        .with_context(|| format!("status lists no failure {id}: {failures:?}"))?;
+    ensure!(
+        failure.status == 502
+            && failure.host == "down.example.com"
+            && failure.reason.contains(&down.port().to_string()),
+        "{failure:?}"
     );
 
     // A proxied request: the target hears the edge's id (not the visitor's) and the visitor

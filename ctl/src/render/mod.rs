@@ -169,10 +169,31 @@ pub fn status(s: &StatusV1) -> String {
         ("version", clean(&s.version)),
     ];
     let width = lines.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
-    lines
+    let mut out: String = lines
         .iter()
         .map(|(key, value)| format!("{:<width$} {value}\n", format!("{key}:")))
-        .collect()
+        .collect();
+    if !dp.recent_failures.is_empty() {
+        out.push_str("\nrecent failed requests (oldest first):\n");
+        let rows: Vec<Vec<String>> = dp
+            .recent_failures
+            .iter()
+            .map(|f| {
+                vec![
+                    ago(Some(f.at_ms), s.clock_ms),
+                    f.status.to_string(),
+                    clean(&f.request_id),
+                    clean(&f.host),
+                    clean(&f.reason),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["WHEN", "STATUS", "REQUEST ID", "HOST", "REASON"],
+            rows,
+        ));
+    }
+    out
 }
 
 /// `hearthctl members`: NAME, ID, ROLE, ADDRESSES, CONNECTED (direct, or relayed via which
@@ -560,6 +581,27 @@ mod tests {
                 .all(|l| l.as_bytes()[column - 1] == b' ' && l.as_bytes()[column] != b' '),
             "values misaligned:\n{text}"
         );
+    }
+
+    #[test]
+    fn status_lists_recent_failed_requests_with_their_ids() {
+        let mut s = status_of(Some(Role::Member));
+        assert!(!status(&s).contains("recent failed requests"));
+        s.data_plane.recent_failures = vec![hearth_proto::api::FailedRequestV1 {
+            request_id: "00c0ffee00c0ffee".into(),
+            at_ms: s.clock_ms - 12_000,
+            status: 502,
+            host: "blog.example.com".into(),
+            reason: "n1: cannot connect to 127.0.0.1:2368".into(),
+        }];
+        let text = status(&s);
+        let row = text
+            .lines()
+            .find(|l| l.contains("00c0ffee00c0ffee"))
+            .unwrap_or_else(|| panic!("no failure row in\n{text}"));
+        for part in ["12s ago", "502", "blog.example.com", "127.0.0.1:2368"] {
+            assert!(row.contains(part), "no `{part}` in {row}");
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ use super::idle::{Activity, HeadTimer, Watched};
 use super::pages;
 use super::upstream::{UpstreamError, Upstreams};
 use crate::acme::Served;
+use crate::view::RecentFailures;
 use bytes::Bytes;
+use hearth_proto::api::FailedRequestV1;
 use hearth_proto::route::{RouteSpec, RouteTls};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
@@ -63,6 +65,8 @@ pub struct HttpSettings {
     pub header_read_timeout: Duration,
     /// Time a connection may sit without traffic, e.g. kept alive between requests.
     pub idle_timeout: Duration,
+    /// Where failed requests are noted for `hearthctl status`.
+    pub failures: RecentFailures,
 }
 
 /// What the plain-HTTP listener knows of HTTPS: the challenge answers and certificates this
@@ -154,6 +158,7 @@ pub async fn serve_visitor<IO>(
         scheme,
         upstreams,
         idle_timeout: settings.idle_timeout,
+        failures: settings.failures.clone(),
         activity: activity.clone(),
         reuse: tokio::sync::Mutex::new(Vec::new()),
     });
@@ -232,6 +237,7 @@ struct Visitor {
     scheme: Scheme,
     upstreams: Upstreams,
     idle_timeout: Duration,
+    failures: RecentFailures,
     activity: Activity,
     /// Upstream connections by host. HTTP/1.1 visitors send one request at a time, so one is
     /// enough; HTTP/2 visitors keep a few for their concurrent streams.
@@ -316,6 +322,13 @@ impl Visitor {
 
         let failed = |reason: &str| {
             warn!(request_id = id, %peer, %host, reason, "answered 502: the service did not answer");
+            self.failures.record(FailedRequestV1 {
+                request_id: id.to_string(),
+                at_ms: crate::clock::now_ms(),
+                status: StatusCode::BAD_GATEWAY.as_u16(),
+                host: host.clone(),
+                reason: reason.to_string(),
+            });
             pages::unreachable(id)
         };
         let mut sender = match self.sender(&spec, &host).await {

@@ -127,6 +127,13 @@ fn status() -> StatusV1 {
             tcp_ports: vec![2222],
             tunnels: vec![node(2)],
             open_streams: 4,
+            recent_failures: vec![FailedRequestV1 {
+                request_id: "00c0ffee00c0ffee".into(),
+                at_ms: 1_700_000_000_005,
+                status: 502,
+                host: "blog.example.com".into(),
+                reason: "8139770ea8: cannot connect to 127.0.0.1:2368: Connection refused".into(),
+            }],
         },
         docker: DockerV1 {
             available: false,
@@ -326,7 +333,7 @@ const GOLDEN_COMMANDS: &[(&str, &str)] = &[
 const GOLDEN_RESPONSES: &[(&str, &str)] = &[
     (
         "status",
-        r#"{"V1":{"status":{"node":"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c","name":"vps","mesh":"0909090909090909090909090909090909090909090909090909090909090909","mesh_name":"home","role":"admin","listen_addrs":["/ip4/198.18.0.10/udp/7700/quic-v1"],"members":2,"peers_connected":["8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"],"records":5,"rejected_records":[["clock_ahead",1]],"refused_connections":3,"gossip_peers":1,"digest":"abababababababababababababababababababababababababababababababab","uptime_secs":60,"version":"0.1.0","data_plane":{"edge":true,"tunnel_listen":"0.0.0.0:7701","http_listen":"0.0.0.0:80","https_listen":"0.0.0.0:443","dns_listen":null,"ingress_error":null,"tcp_ports":[2222],"tunnels":["8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"],"open_streams":4},"docker":{"available":false,"detail":"disabled","routes":0},"store_writes":7,"clock_ms":1700000000010}}}"#,
+        r#"{"V1":{"status":{"node":"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c","name":"vps","mesh":"0909090909090909090909090909090909090909090909090909090909090909","mesh_name":"home","role":"admin","listen_addrs":["/ip4/198.18.0.10/udp/7700/quic-v1"],"members":2,"peers_connected":["8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"],"records":5,"rejected_records":[["clock_ahead",1]],"refused_connections":3,"gossip_peers":1,"digest":"abababababababababababababababababababababababababababababababab","uptime_secs":60,"version":"0.1.0","data_plane":{"edge":true,"tunnel_listen":"0.0.0.0:7701","http_listen":"0.0.0.0:80","https_listen":"0.0.0.0:443","dns_listen":null,"ingress_error":null,"tcp_ports":[2222],"tunnels":["8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"],"open_streams":4,"recent_failures":[{"request_id":"00c0ffee00c0ffee","at_ms":1700000000005,"status":502,"host":"blog.example.com","reason":"8139770ea8: cannot connect to 127.0.0.1:2368: Connection refused"}]},"docker":{"available":false,"detail":"disabled","routes":0},"store_writes":7,"clock_ms":1700000000010}}}"#,
     ),
     (
         "members",
