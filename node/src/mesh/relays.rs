@@ -70,13 +70,17 @@ impl MeshActor {
             && !self.election.is_edge(&self.me)
     }
 
-    /// Holds a reservation on every elected edge this node is directly connected to, and
-    /// drops those on nodes that are no longer edges.
+    /// Holds a reservation on every hub (publicly reachable member or elected edge) this node
+    /// is directly connected to, and drops those on nodes that are no longer hubs. Hubs, not
+    /// only the elected edges: the hub set changes with announced reachability, not with every
+    /// verdict of the failure detector, so a member wrongly suspected for a moment does not
+    /// make every home drop and remake its reservation and rewrite its addresses.
     pub(super) fn sync_reservations(&mut self) {
         let wanted: BTreeSet<NodeId> = if self.needs_relays() {
-            self.election
-                .edges
+            self.topology
+                .hubs()
                 .iter()
+                .chain(self.election.edges.iter())
                 .copied()
                 .filter(|e| *e != self.me)
                 .collect()
@@ -91,7 +95,7 @@ impl MeshActor {
             .map(|(node, id)| (*node, *id))
             .collect();
         for (node, listener) in stale {
-            info!(edge = %node.short(), "dropping the relay reservation on a former edge");
+            info!(relay = %node.short(), "dropping the relay reservation on a node that is no longer public");
             self.swarm.remove_listener(listener);
             self.reservations.active.remove(&node);
         }
