@@ -3,7 +3,7 @@
 //! traffic, CPU, disk writes, memory and connections.
 
 use crate::bench::{stats, write_section};
-use crate::lab::{HostKind, Lab, LabMesh};
+use crate::lab::{scale_lab, LabMesh};
 use crate::procs::{Binaries, ProcCounters, ProcNode};
 use anyhow::Result;
 use std::path::Path;
@@ -13,26 +13,6 @@ use std::time::{Duration, Instant};
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 /// Publishes timed per size.
 const PUBLISHES: usize = 50;
-
-/// A lab of `nodes` hosts: a few public ones (one per twenty nodes, at least one), the rest
-/// behind home NAT and carrier-grade NAT in turn.
-fn scale_lab(nodes: usize) -> Result<(Lab, Vec<String>)> {
-    let public = (nodes / 20).max(1);
-    let mut builder = Lab::builder();
-    let mut names = Vec::new();
-    for i in 0..nodes {
-        let (name, kind) = if i < public {
-            (format!("pub{i}"), HostKind::Public)
-        } else if i % 2 == 0 {
-            (format!("home{i}"), HostKind::Home)
-        } else {
-            (format!("cgnat{i}"), HostKind::Cgnat)
-        };
-        builder = builder.host(&name, kind);
-        names.push(name);
-    }
-    Ok((builder.build()?, names))
-}
 
 /// What one size measured.
 #[derive(Debug)]
@@ -60,7 +40,8 @@ fn mean_max(values: &[f64]) -> (f64, f64) {
 }
 
 async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
-    let (lab, names) = scale_lab(nodes)?;
+    // One public host per twenty nodes, at least one.
+    let (lab, names) = scale_lab(nodes, (nodes / 20).max(1))?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let started = Instant::now();
     let mesh = LabMesh::start_on(lab, bins, &names).await?;

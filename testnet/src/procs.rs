@@ -27,27 +27,70 @@ impl Binaries {
     /// Finds the binaries next to the running executable (cargo puts them together), or in
     /// `$HEARTH_BIN_DIR`.
     pub fn locate() -> Result<Self> {
-        let mut dirs = Vec::new();
-        if let Some(dir) = std::env::var_os("HEARTH_BIN_DIR") {
-            dirs.push(PathBuf::from(dir));
+        let mut dirs: Vec<PathBuf> = std::env::var_os("HEARTH_BIN_DIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        let exe = std::env::current_exe()?;
+        dirs.extend(exe.ancestors().skip(1).take(2).map(Path::to_path_buf));
+        match Self::in_first(&dirs) {
+            Some(bins) => Ok(bins),
+            None => bail!("hearthd, hearthctl and hearth-testnet not found in {dirs:?}; run `cargo build --workspace --bins` first or set HEARTH_BIN_DIR"),
+        }
+    }
+
+    /// Optimized binaries, for labs too large for unoptimized ones on a small machine (twenty
+    /// debug-built `hearthd` keep most of two cores busy, and their failure detectors then
+    /// declare live members down): `$HEARTH_BIN_DIR` if set, the running executable's own
+    /// directory if it is a release build, else `release/` of the target directory it runs
+    /// from. Release binaries older than the debug ones beside them are refused as stale.
+    pub fn locate_release() -> Result<Self> {
+        if std::env::var_os("HEARTH_BIN_DIR").is_some() {
+            return Self::locate();
+        }
+        let found = Self::locate().ok();
+        if let Some(found) = found.as_ref().filter(|b| b.is_release()) {
+            return Ok(found.clone());
         }
         let exe = std::env::current_exe()?;
-        for ancestor in exe.ancestors().skip(1).take(2) {
-            dirs.push(ancestor.to_path_buf());
+        let dirs: Vec<PathBuf> = exe
+            .ancestors()
+            .skip(2)
+            .take(2)
+            .map(|a| a.join("release"))
+            .collect();
+        let Some(release) = Self::in_first(&dirs) else {
+            bail!("no release build of hearthd, hearthctl and hearth-testnet in {dirs:?}; run `cargo build --release --workspace --bins` first or set HEARTH_BIN_DIR");
+        };
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let Some(debug) = found.filter(|d| modified(&release.hearthd) < modified(&d.hearthd)) {
+            bail!(
+                "{} is older than {}: run `cargo build --release --workspace --bins` again",
+                release.hearthd.display(),
+                debug.hearthd.display()
+            );
         }
-        for dir in &dirs {
-            let hearthd = dir.join("hearthd");
-            let hearthctl = dir.join("hearthctl");
-            let testnet = dir.join("hearth-testnet");
-            if hearthd.is_file() && hearthctl.is_file() && testnet.is_file() {
-                return Ok(Self {
-                    hearthd,
-                    hearthctl,
-                    testnet,
-                });
-            }
-        }
-        bail!("hearthd, hearthctl and hearth-testnet not found in {dirs:?}; run `cargo build --workspace --bins` first or set HEARTH_BIN_DIR")
+        Ok(release)
+    }
+
+    /// Whether these are the binaries of a release build.
+    fn is_release(&self) -> bool {
+        self.hearthd
+            .parent()
+            .is_some_and(|d| d.ends_with("release"))
+    }
+
+    /// The binaries in the first of `dirs` that holds all three.
+    fn in_first(dirs: &[PathBuf]) -> Option<Self> {
+        dirs.iter().find_map(|dir| {
+            let bins = Self {
+                hearthd: dir.join("hearthd"),
+                hearthctl: dir.join("hearthctl"),
+                testnet: dir.join("hearth-testnet"),
+            };
+            (bins.hearthd.is_file() && bins.hearthctl.is_file() && bins.testnet.is_file())
+                .then_some(bins)
+        })
     }
 }
 

@@ -175,12 +175,27 @@ impl LabMesh {
 
     /// Waits until every running node has the same store digest; returns it.
     pub async fn same_digest(&self) -> Result<String> {
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        self.same_digest_among(&names).await
+    }
+
+    /// Waits until the running nodes among `names` (one side of a partition, say) have the
+    /// same store digest; returns it.
+    pub async fn same_digest_among(&self, names: &[&str]) -> Result<String> {
+        let group: Vec<&ProcNode> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_running() && names.contains(&n.name.as_str()))
+            .collect();
+        if group.is_empty() {
+            bail!("no running node among {names:?}");
+        }
         eventually(
-            "every node has the same store digest",
+            &format!("{} nodes have the same store digest", group.len()),
             LAB_CONVERGE,
             || async {
                 let mut digests = Vec::new();
-                for node in self.nodes.iter().filter(|n| n.is_running()) {
+                for node in &group {
                     digests.push((node.name.clone(), node.status().await?.digest));
                 }
                 let first = digests[0].1.clone();

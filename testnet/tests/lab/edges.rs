@@ -37,23 +37,7 @@ async fn the_public_nodes_are_elected_and_members_behind_nat_reach_each_other() 
         mesh.all_list(&mesh.ids()?).await?;
         mesh.edges_everywhere(&["pub1", "pub2"]).await?;
         for observer in FIRST {
-            let node = mesh.node(observer)?;
-            eventually(
-                &format!("{observer} holds every member alive"),
-                LAB_CONVERGE,
-                || async {
-                    let report = node.edges().await?;
-                    let missing: Vec<&str> = report
-                        .rows
-                        .iter()
-                        .filter(|r| !r.alive)
-                        .map(|r| r.name.as_str())
-                        .collect();
-                    ensure!(missing.is_empty(), "none yet from {missing:?}");
-                    Ok(())
-                },
-            )
-            .await?;
+            mesh.holds_alive(observer, &FIRST).await?;
         }
 
         // The others are never elected, and every node says why: they are not public. Checked

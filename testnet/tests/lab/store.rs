@@ -246,3 +246,190 @@ async fn an_idle_mesh_writes_nothing_to_disk() -> Result<()> {
     .await;
     mesh.explain(result)
 }
+
+/// One conflicting key of the 20-node partition test: the route for `host` on `hosting`,
+/// written on side A by the admin and on side B by `hosting` itself, in the given order.
+struct Conflict {
+    host: &'static str,
+    /// Target written by the admin (side A) and by the hosting node (side B).
+    targets: (&'static str, &'static str),
+    admin_first: bool,
+}
+
+/// The (HLC time, author, target) of the one live route for `host` on `node`, as `hearthctl
+/// routes` shows it; an error if it lists none or several.
+async fn the_route(
+    node: &hearth_testnet::procs::ProcNode,
+    host: &str,
+) -> Result<(u64, hearth_proto::NodeId, String)> {
+    let rows = node.routes().await?;
+    let x: Vec<_> = rows.iter().filter(|r| r.spec.to_string() == host).collect();
+    ensure!(
+        x.len() == 1,
+        "{} lists {} routes for {host}: {:?}",
+        node.name,
+        x.len(),
+        x.iter()
+            .map(|r| format!("{} by {} at {}", r.target, r.author.short(), r.updated_ms))
+            .collect::<Vec<_>>()
+    );
+    Ok((x[0].updated_ms, x[0].author, x[0].target.clone()))
+}
+
+/// Twenty nodes split into two halves, each with a public node (an edge) and nine homes
+/// behind NAT; the split lasts until every node's failure detector holds the other half down
+/// (well past the 4 s lease: 30 to 70 s at 20 nodes on this machine), as a real outage
+/// would. Both
+/// halves write the same two route keys (the admin on one side, the hosting node on the
+/// other, in both orders) and unrelated routes. After healing every node has the same digest
+/// and, for each key, the single route with the greater (HLC, author): the routes expose the
+/// HLC's milliseconds and the author, not its counter, so the two writes of a key are made a
+/// second apart and the test checks their times differ; the later write must win on both
+/// keys, whichever side made it. The heal-to-identical time (issue 13 asks for 5 s) is
+/// printed, not asserted: a shared 2-core machine makes a tight bound flaky. So is the time
+/// until both edges are elected again everywhere (healing restarts the election).
+#[tokio::test]
+async fn twenty_nodes_partitioned_in_halves_converge_to_the_last_writer_after_healing() -> Result<()>
+{
+    if !labs_can_run("lab 20-node partition conflict") {
+        return Ok(());
+    }
+    // Two public hosts: pub0 (the founder, the only admin) and pub1. CGNAT homes share their
+    // carrier's internet address, so they all go to one side: pub0 and the nine home-NAT
+    // hosts against pub1 and the nine CGNAT hosts.
+    let (lab, names) = hearth_testnet::lab::scale_lab(20, 2)?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (side_a, side_b): (Vec<&str>, Vec<&str>) = names
+        .iter()
+        .partition(|n| **n == "pub0" || n.starts_with("home"));
+    // Release binaries: twenty debug-built nodes keep this 2-core machine busy enough that
+    // their failure detectors never hold every member alive at once.
+    let mesh = LabMesh::start_on(lab, &Binaries::locate_release()?, &names).await?;
+    let result = async {
+        ensure!(side_a.len() == 10 && side_b.len() == 10, "{side_a:?} {side_b:?}");
+        mesh.all_list(&mesh.ids()?).await?;
+        let before = mesh.same_digest().await?;
+        mesh.edges_everywhere(&["pub0", "pub1"]).await?;
+        for name in &names {
+            mesh.holds_alive(name, &names).await?;
+        }
+        mesh.lab.partition(&side_a, &side_b)?;
+        eprintln!("partitioned at {} ms", hearth_testnet::clock_ms());
+        let seen = mesh.declared_down_across(&side_a, &side_b).await?;
+        eprintln!("the halves declared each other down: {seen}");
+
+        let hosting = "cgnat3";
+        let conflicts = [
+            Conflict {
+                host: "x.example.com",
+                targets: ("127.0.0.1:1111", "127.0.0.1:2222"),
+                admin_first: true,
+            },
+            Conflict {
+                host: "y.example.com",
+                targets: ("127.0.0.1:3333", "127.0.0.1:4444"),
+                admin_first: false,
+            },
+        ];
+        let (admin, member) = (mesh.node("pub0")?, mesh.node(hosting)?);
+        for c in &conflicts {
+            let admin_write = admin.publish(c.host, c.targets.0, Some(hosting));
+            let member_write = member.publish(c.host, c.targets.1, None);
+            if c.admin_first {
+                admin_write.await?;
+                // A clear gap in wall-clock time between the two writes of a key.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                member_write.await?;
+            } else {
+                member_write.await?;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                admin_write.await?;
+            }
+        }
+        mesh.node("home2")?
+            .publish("a.example.com", "127.0.0.1:80", None)
+            .await?;
+        mesh.node("cgnat5")?
+            .publish("b.example.com", "127.0.0.1:80", None)
+            .await?;
+
+        // The partition separates the halves: each agrees within itself, not with the other.
+        let digest_a = mesh.same_digest_among(&side_a).await?;
+        let digest_b = mesh.same_digest_among(&side_b).await?;
+        ensure!(
+            digest_a != digest_b && digest_a != before && digest_b != before,
+            "the partition did not separate the writes"
+        );
+        // The documented winner of each key: the greater (HLC, author) of the two sides'
+        // versions, which must be the later write.
+        let mut expected = Vec::new();
+        for c in &conflicts {
+            let on_a = the_route(mesh.node("pub0")?, c.host).await?;
+            let on_b = the_route(mesh.node("pub1")?, c.host).await?;
+            ensure!(
+                on_a.0 != on_b.0,
+                "{}: both writes at {} ms",
+                c.host,
+                on_a.0
+            );
+            let winner = if (on_a.0, on_a.1) > (on_b.0, on_b.1) {
+                on_a
+            } else {
+                on_b
+            };
+            let later = if c.admin_first { c.targets.1 } else { c.targets.0 };
+            ensure!(winner.2 == later, "{}: {winner:?} is not the later write", c.host);
+            expected.push((c.host, winner));
+        }
+
+        mesh.lab.heal()?;
+        let healed = std::time::Instant::now();
+        let healed_ms = hearth_testnet::clock_ms();
+        eprintln!("healed at {healed_ms} ms");
+        let after = mesh.same_digest().await?;
+        let polled = healed.elapsed();
+        ensure!(after != before && after != digest_a && after != digest_b);
+        // When each node stored the last record it lacked: the routes that differed are the
+        // only records the halves did not share (the digest leaves NodeInfo out).
+        let mut caught_up = Vec::new();
+        for node in &mesh.nodes {
+            let last = node.routes().await?.iter().map(|r| r.stored_ms).max();
+            let after = last.unwrap_or_default().saturating_sub(healed_ms);
+            caught_up.push((after, node.name.as_str()));
+        }
+        caught_up.sort();
+        let slowest: Vec<String> = caught_up
+            .iter()
+            .rev()
+            .take(3)
+            .map(|(ms, name)| format!("{name} {ms} ms"))
+            .collect();
+        eprintln!(
+            "heal to identical digests on all 20 nodes: {} ms by the nodes' own store times ({}, median {} ms), {} ms polled",
+            caught_up.last().map_or(0, |c| c.0),
+            slowest.join(", "),
+            caught_up[caught_up.len() / 2].0,
+            polled.as_millis()
+        );
+        for node in &mesh.nodes {
+            for (host, winner) in &expected {
+                let got = the_route(node, host).await?;
+                ensure!(
+                    got == *winner,
+                    "{}: {host} is {got:?}, want {winner:?}",
+                    node.name
+                );
+            }
+        }
+        // Both edges serve again: healing makes every member a new incarnation, which
+        // restarts the election.
+        mesh.edges_everywhere(&["pub0", "pub1"]).await?;
+        eprintln!(
+            "heal to both edges elected again on all 20 nodes: {} ms polled",
+            healed.elapsed().as_millis()
+        );
+        Ok(())
+    }
+    .await;
+    mesh.explain(result)
+}
