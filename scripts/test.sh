@@ -48,4 +48,9 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build -p hearth-testsrv --releas
 # of skipping. Elsewhere they print why they skip. Run only the labs with
 # `cargo test -p hearth-testnet --test lab`.
 if [ "$(id -u)" = 0 ]; then export HEARTH_LAB=require; fi
-cargo test --workspace --locked -- --test-threads 2
+# The 20-node lab runs alone afterwards: beside the other labs its load on two cores delays
+# their failure detectors past what they test (a tunnel closed on the verdict, not the idle
+# timeout).
+TWENTY=store::twenty_nodes_partitioned_in_halves_converge_to_the_last_writer_after_healing
+cargo test --workspace --locked -- --test-threads 2 --skip "$TWENTY"
+cargo test -p hearth-testnet --test lab --locked -- --exact "$TWENTY"
