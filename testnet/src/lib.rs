@@ -24,6 +24,7 @@ pub mod lab;
 pub mod local;
 pub mod pattern;
 pub mod probe;
+pub mod raw_backend;
 pub mod tcp_echo;
 pub mod visitor;
 

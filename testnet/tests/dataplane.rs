@@ -13,64 +13,14 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A backend that answers every request with its own name, the request head it got and the
-/// length of the body it read; like real servers it answers `Expect: 100-continue` first.
+/// A backend that answers every request with its own name, the request head it got
+/// (lowercased) and the length of the body it read; like real servers it answers
+/// `Expect: 100-continue` first.
 async fn head_echo_backend(name: &'static str) -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(tcp);
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        match reader.read_line(&mut line).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line.to_ascii_lowercase());
-                    }
-                    if head.contains("expect: 100-continue\r\n")
-                        && reader
-                            .get_mut()
-                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                            .await
-                            .is_err()
-                    {
-                        return;
-                    }
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    let mut request_body = vec![0u8; length];
-                    if reader.read_exact(&mut request_body).await.is_err() {
-                        return;
-                    }
-                    let body = format!("{name}\n{head}body: {length}\n");
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if reader
-                        .get_mut()
-                        .write_all(response.as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
+    hearth_testnet::raw_backend::serve(move |head: &str, length: usize| {
+        format!("{name}\n{}body: {length}\n", head.to_ascii_lowercase())
+    })
+    .await
 }
 
 /// A TCP backend that echoes every byte.

@@ -44,61 +44,15 @@ impl Seen {
 /// A backend that records each request head and answers 200 with its name and that head
 /// (CONNECT included, as a server that accepts tunnels would).
 async fn recording_backend(name: &'static str) -> Result<(SocketAddr, Seen)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let seen = Seen::default();
     let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(tcp);
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        match reader.read_line(&mut line).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    if let Ok(mut heads) = record.0.lock() {
-                        heads.push(head.clone());
-                    }
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().to_string())
-                        })
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut request_body = vec![0u8; length];
-                    if reader.read_exact(&mut request_body).await.is_err() {
-                        return;
-                    }
-                    let body = format!("{name}\n{head}");
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if reader
-                        .get_mut()
-                        .write_all(response.as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
+    let addr = hearth_testnet::raw_backend::serve(move |head: &str, _| {
+        if let Ok(mut heads) = record.0.lock() {
+            heads.push(head.to_string());
         }
-    });
+        format!("{name}\n{head}")
+    })
+    .await?;
     Ok((addr, seen))
 }
 
