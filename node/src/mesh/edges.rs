@@ -122,9 +122,7 @@ impl MeshActor {
         let members: BTreeSet<NodeId> = self.member_ids().into_iter().collect();
         let hubs: BTreeSet<NodeId> = infos
             .iter()
-            .filter(|(n, i)| {
-                members.contains(n) && matches!(i.reach, hearth_proto::reach::Reach::Public { .. })
-            })
+            .filter(|(_, i)| matches!(i.reach, hearth_proto::reach::Reach::Public { .. }))
             .map(|(n, _)| *n)
             .chain(self.election.edges.iter().copied())
             .filter(|n| members.contains(n))
