@@ -158,7 +158,10 @@ impl MeshActor {
             self.reach.lapsed(now_ms());
             self.publish_node_info();
         }
-        if output.alive_changed && self.refresh_election() {
+        // The view carries the down set, not only the edges: the tunnel actor closes a dead
+        // member's tunnels on it, so it is published even when the election stays the same.
+        if output.alive_changed {
+            self.refresh_election();
             self.publish_view();
         }
     }

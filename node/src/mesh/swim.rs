@@ -293,6 +293,12 @@ impl Swim {
             .filter(|node| !alive.contains(node))
             .collect();
         if alive != self.alive || down != self.down {
+            for node in down.difference(&self.down) {
+                tracing::info!(peer = %node.short(), "failure detector: member declared down");
+            }
+            for node in alive.difference(&self.alive) {
+                tracing::info!(peer = %node.short(), "failure detector: member alive");
+            }
             self.alive = alive;
             self.down = down;
             output.alive_changed = true;
