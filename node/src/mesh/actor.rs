@@ -153,10 +153,6 @@ pub(super) struct PeerState {
     pub(super) since: Instant,
 }
 
-/// Clock difference tolerated between members when telling a connection to a member's old
-/// process from one to its new process (see `heard_start`).
-const RESTART_SKEW: Duration = Duration::from_secs(2);
-
 /// How long a control connection lives before the topology may prune it.
 const PRUNE_AFTER: Duration = Duration::from_secs(30);
 
@@ -164,8 +160,6 @@ const PRUNE_AFTER: Duration = Duration::from_secs(30);
 struct Backoff {
     next: Instant,
     delay: Duration,
-    /// The last dial offered only QUIC addresses; if it failed, the next one offers all.
-    quic_only: bool,
 }
 
 /// The control-plane actor.
@@ -689,23 +683,17 @@ impl MeshActor {
         }
     }
 
-    /// `node` announced a start time: if it is a new one (the member restarted), its dial
-    /// backoff ends now, and connections that came up well before that start went to the old
-    /// process: they are closed rather than left to the QUIC idle timeout (the new process
-    /// cannot dial a member behind NAT, so this node must redial it).
+    /// `node` announced a start time: if it is a new one (the member restarted) and this
+    /// node has no connection to it, its dial backoff ends now.
     pub(super) fn heard_start(&mut self, node: NodeId, started_ms: u64) {
         if node == self.me || self.peer_starts.insert(node, started_ms) == Some(started_ms) {
             return;
         }
-        let peer = peer_id(&node);
-        let Some(state) = self.peers.get(&peer).filter(|s| s.connections > 0) else {
-            self.backoff.remove(&node);
-            return;
-        };
-        let connected_ms = now_ms().saturating_sub(state.since.elapsed().as_millis() as u64);
-        if connected_ms.saturating_add(RESTART_SKEW.as_millis() as u64) < started_ms {
-            info!(peer = %node.short(), "the member restarted: closing the connections to its old process");
-            let _ = self.swarm.disconnect_peer_id(peer);
+        let connected = self
+            .peers
+            .get(&peer_id(&node))
+            .is_some_and(|s| s.connections > 0);
+        if !connected {
             self.backoff.remove(&node);
         }
     }
@@ -723,35 +711,21 @@ impl MeshActor {
             if self.topology.bounded() && !self.control_peers.contains(&node) {
                 continue;
             }
-            if self.backoff.get(&node).is_some_and(|b| b.next > now) {
+            let backoff = self.backoff.entry(node).or_insert(Backoff {
+                next: now,
+                delay: Duration::from_millis(500),
+            });
+            if backoff.next > now {
                 continue;
             }
+            backoff.next = now + backoff.delay;
+            backoff.delay = (backoff.delay * 2).min(MAX_DIAL_BACKOFF);
             let mut addrs: Vec<Multiaddr> = self
                 .node_info(&node)
                 .map(|info| info.addrs.iter().filter_map(|a| a.parse().ok()).collect())
                 .unwrap_or_default();
             if addrs.is_empty() {
                 addrs = self.bootstrap.clone();
-            }
-            let backoff = self.backoff.entry(node).or_insert(Backoff {
-                next: now,
-                delay: Duration::from_millis(500),
-                quic_only: false,
-            });
-            backoff.next = now + backoff.delay;
-            backoff.delay = (backoff.delay * 2).min(MAX_DIAL_BACKOFF);
-            // QUIC first: libp2p races every address and keeps the first to connect, and a
-            // TCP winner costs a packet per yamux frame on every exchange (relayed ones
-            // included) for as long as it lives. After a QUIC-only dial failed (no UDP on
-            // this path), the next dial offers TCP too.
-            let quic: Vec<Multiaddr> = addrs
-                .iter()
-                .filter(|a| hearth_proto::addr::is_quic(&a.to_string()))
-                .cloned()
-                .collect();
-            backoff.quic_only = !backoff.quic_only && !quic.is_empty() && quic.len() < addrs.len();
-            if backoff.quic_only {
-                addrs = quic;
             }
             if addrs.is_empty() {
                 continue;
