@@ -48,9 +48,8 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build -p hearth-testsrv --releas
 # of skipping. Elsewhere they print why they skip. Run only the labs with
 # `cargo test -p hearth-testnet --test lab`.
 if [ "$(id -u)" = 0 ]; then export HEARTH_LAB=require; fi
-# The 20-node lab runs alone afterwards: beside the other labs its load on two cores delays
-# their failure detectors past what they test (a tunnel closed on the verdict, not the idle
-# timeout).
+# The 20-node lab runs alone afterwards: its twenty processes keep two cores busy, which would
+# skew the timing of the labs running beside it.
 TWENTY=store::twenty_nodes_partitioned_in_halves_converge_to_the_last_writer_after_healing
 cargo test --workspace --locked -- --test-threads 2 --skip "$TWENTY"
 cargo test -p hearth-testnet --test lab --locked -- --exact "$TWENTY"
