@@ -79,7 +79,7 @@ pub async fn join(
     }
 
     let inviter = peer_id(&invite.inviter);
-    let mut swarm = build_swarm(keypair(&key), SwarmRole::Joiner)?;
+    let mut swarm = build_swarm(keypair(&key), SwarmRole::Joiner, crate::clock::now_ms())?;
     swarm.behaviour_mut().gate.policy.members.insert(inviter);
     listen_all(&mut swarm, &config.listen)?;
     let addrs: Vec<Multiaddr> = invite.addrs.iter().filter_map(|a| a.parse().ok()).collect();

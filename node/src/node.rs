@@ -187,12 +187,14 @@ pub async fn start(config: &Config) -> Result<RunningNode, NodeError> {
     let socket_path = config.admin_socket();
     let listener = admin::bind(&socket_path).await?;
 
-    let mut swarm = build_swarm(keypair(&key), SwarmRole::Node)?;
+    let started_ms = crate::clock::now_ms();
+    let mut swarm = build_swarm(keypair(&key), SwarmRole::Node, started_ms)?;
     listen_all(&mut swarm, &config.listen)?;
     let tunnel_socket = tunnel::bind(&config.tunnel.listen)?;
     let tunnel_port = tunnel_socket.local_addr().map(|a| a.port()).unwrap_or(0);
     let (acme, acme_status) = acme_settings(config);
     let settings = MeshSettings {
+        started_ms,
         name,
         advertise: config
             .advertise

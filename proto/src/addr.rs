@@ -24,6 +24,14 @@ pub fn is_direct_quic(multiaddr: &str) -> bool {
     parts.contains(&"udp") && parts.contains(&"quic-v1") && !is_relayed(multiaddr)
 }
 
+/// Whether the first hop is QUIC: the peer itself, or the relay a circuit goes through, is
+/// reached over UDP. Dialers try these first; a connection over TCP costs a packet for every
+/// yamux frame, and everything relayed through it inherits that.
+pub fn is_quic(multiaddr: &str) -> bool {
+    let first_hop = multiaddr.split("/p2p-circuit").next().unwrap_or(multiaddr);
+    first_hop.split('/').any(|p| p == "quic-v1")
+}
+
 /// Whether the address goes through a relay (`/p2p-circuit`).
 pub fn is_relayed(multiaddr: &str) -> bool {
     multiaddr.split('/').any(|p| p == "p2p-circuit")
@@ -72,6 +80,11 @@ mod tests {
         assert!(!is_direct_quic("/ip4/198.18.0.11/tcp/7700"));
         let circuit = "/ip4/198.18.0.11/udp/7700/quic-v1/p2p/12D3KooW/p2p-circuit";
         assert!(is_relayed(circuit) && !is_direct_quic(circuit));
+        assert!(is_quic(quic) && is_quic(circuit));
+        assert!(!is_quic(
+            "/ip4/198.18.0.11/tcp/7700/p2p/12D3KooW/p2p-circuit/p2p/12D3KooX"
+        ));
+        assert!(!is_quic("/ip4/198.18.0.11/tcp/7700"));
         assert_eq!(ip_of("/ip6/::1/tcp/1"), Some("::1".parse().unwrap()));
         assert_eq!(ip_of("/dns4/example.com/tcp/1"), None);
         assert_eq!(ip_of("garbage"), None);

@@ -58,7 +58,7 @@ pub async fn inject(forgery: &Forgery) -> Result<(u32, u32)> {
         }),
         Hlc::at(now),
     );
-    let mut swarm = build_swarm(keypair(&key), SwarmRole::Joiner)?;
+    let mut swarm = build_swarm(keypair(&key), SwarmRole::Joiner, crate::clock_ms())?;
     let receiver = peer_id(&forgery.receiver);
     swarm.behaviour_mut().gate.policy.members.insert(receiver);
     swarm.dial(

@@ -179,7 +179,7 @@ impl LocalMesh {
         use libp2p::futures::StreamExt;
         use libp2p::request_response::{Event, Message};
         use libp2p::swarm::SwarmEvent;
-        let mut swarm = build_swarm(keypair(key), SwarmRole::Joiner)?;
+        let mut swarm = build_swarm(keypair(key), SwarmRole::Joiner, crate::clock_ms())?;
         let target = peer_id(&self.nodes[i].id);
         swarm.behaviour_mut().gate.policy.members.insert(target);
         let addrs: Vec<libp2p::Multiaddr> = self

@@ -190,10 +190,12 @@ impl ProcNode {
     }
 
     /// The last `lines` lines of its log, for failure reports.
+    /// Runs of the same message (a visitor retrying into a 502, say) count as one line, so
+    /// the tail reaches back to what led up to them.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        let collapsed = collapse_repeats(text.lines());
+        collapsed[collapsed.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Whether `hearthd run` was started and not killed.
@@ -432,3 +434,70 @@ impl ProcMesh {
     }
 }
 pub use crate::proc_stats::ProcCounters;
+
+/// Log lines with runs of the same message (timestamp and fields aside) folded into their
+/// last line and a count.
+fn collapse_repeats<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<(String, String, usize)> = Vec::new();
+    for line in lines {
+        let key = message_of(line);
+        match out.last_mut() {
+            Some((last_key, last, count)) if *last_key == key => {
+                *last = line.to_string();
+                *count += 1;
+            }
+            _ => out.push((key, line.to_string(), 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(_, line, count)| match count {
+            1 => line,
+            n => format!("{line}\n    ({} more like it before)", n - 1),
+        })
+        .collect()
+}
+
+/// A log line without its timestamp, colours and `key=value` fields.
+fn message_of(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .skip(1)
+        .filter(|word| !word.contains('{'))
+        .take_while(|word| !word.contains('='))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod log_tail_tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_one_message_fold_into_one_line() {
+        let log = "\
+2026-12-02T00:54:47Z  WARN http: answered 502 request_id=1 peer=a
+2026-12-02T00:54:48Z  WARN http: answered 502 request_id=2 peer=b
+2026-12-02T00:54:49Z  INFO mesh{node=ab}: edges: edge set changed edges=[]
+2026-12-02T00:54:49Z  INFO mesh{node=ab}: edges: announcing changed=[reach]
+2026-12-02T00:54:50Z  WARN http: answered 502 request_id=3 peer=c";
+        let folded = collapse_repeats(log.lines());
+        assert_eq!(folded.len(), 4);
+        assert!(folded[0].contains("request_id=2") && folded[0].contains("1 more like it"));
+        assert!(folded[1].contains("edge set changed"));
+        assert!(folded[2].contains("announcing"));
+        assert!(folded[3].ends_with("peer=c"));
+    }
+}

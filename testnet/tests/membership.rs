@@ -275,7 +275,11 @@ async fn a_stranger_cannot_stay_connected_or_read_records() -> Result<()> {
     let mesh = LocalMesh::with_nodes(2).await?;
     mesh.converged(&mesh.ids()).await?;
     let stranger = NodeKey::generate();
-    let mut swarm = build_swarm(keypair(&stranger), SwarmRole::Joiner)?;
+    let mut swarm = build_swarm(
+        keypair(&stranger),
+        SwarmRole::Joiner,
+        hearth_testnet::clock_ms(),
+    )?;
     // The stranger's own gate lets the members in; only theirs decides.
     for node in &mesh.nodes {
         swarm

@@ -22,7 +22,7 @@ use libp2p::futures::StreamExt;
 use libp2p::gossipsub;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
-use libp2p::{ping, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +49,9 @@ const ELECTION_PERIOD: Duration = Duration::from_millis(200);
 /// Settings the actor needs from the config.
 #[derive(Debug, Clone)]
 pub struct MeshSettings {
+    /// When this process started (Unix ms): in its NodeInfo, its failure-detector identity
+    /// and its identify agent version, so members tell it from a predecessor.
+    pub started_ms: u64,
     /// This node's name.
     pub name: String,
     /// Addresses to announce in addition to the listen addresses.
@@ -151,15 +154,22 @@ pub(super) struct PeerState {
     pub(super) guest_until: Option<Instant>,
     /// When its first current connection came up.
     pub(super) since: Instant,
+    /// When each current connection came up (Unix ms), and the start time of the process at
+    /// its other end once identify told it: to tell connections to a restarted member's old
+    /// process from those to its new one (`mesh::instances`).
+    pub(super) established_ms: HashMap<ConnectionId, u64>,
+    pub(super) process_ms: HashMap<ConnectionId, u64>,
 }
 
 /// How long a control connection lives before the topology may prune it.
 const PRUNE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
-struct Backoff {
+pub(super) struct Backoff {
     next: Instant,
     delay: Duration,
+    /// The last dial offered only QUIC addresses; if it failed, the next one offers all.
+    quic_only: bool,
 }
 
 /// The control-plane actor.
@@ -179,7 +189,7 @@ pub struct MeshActor {
     pub(super) control_peers: BTreeSet<NodeId>,
     pub(super) peers: HashMap<PeerId, PeerState>,
     pub(super) last_seen: HashMap<NodeId, u64>,
-    backoff: HashMap<NodeId, Backoff>,
+    pub(super) backoff: HashMap<NodeId, Backoff>,
     pub(super) dial_targets: Vec<(Multiaddr, Instant)>,
     pub(super) bootstrap: Vec<Multiaddr>,
     pub(super) listen_addrs: BTreeSet<Multiaddr>,
@@ -247,7 +257,7 @@ impl MeshActor {
             .filter_map(|a| a.parse().ok())
             .collect();
         let settings_listeners = settings.listeners;
-        let started_ms = now_ms();
+        let started_ms = settings.started_ms;
         let swim = super::swim::Swim::new(
             super::swim::SwimId {
                 node: me,
@@ -503,8 +513,11 @@ impl MeshActor {
                     remotes: HashMap::new(),
                     guest_until,
                     since: Instant::now(),
+                    established_ms: HashMap::new(),
+                    process_ms: HashMap::new(),
                 });
                 state.connections += 1;
+                state.established_ms.insert(connection_id, now_ms());
                 match relay {
                     Some(relay) => {
                         state.relayed.insert(connection_id, relay);
@@ -550,6 +563,8 @@ impl MeshActor {
                     state.relayed.remove(&connection_id);
                     state.rtt.remove(&connection_id);
                     state.remotes.remove(&connection_id);
+                    state.established_ms.remove(&connection_id);
+                    state.process_ms.remove(&connection_id);
                 }
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
@@ -573,6 +588,11 @@ impl MeshActor {
                     self.publish_node_info();
                 }
             }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received {
+                connection_id,
+                peer_id,
+                info,
+            })) => self.identified(peer_id, connection_id, &info.agent_version),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Autonat(event)) => self.autonat_result(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Dcutr(event)) => match event.result {
                 Ok(_) => {
@@ -683,21 +703,6 @@ impl MeshActor {
         }
     }
 
-    /// `node` announced a start time: if it is a new one (the member restarted) and this
-    /// node has no connection to it, its dial backoff ends now.
-    pub(super) fn heard_start(&mut self, node: NodeId, started_ms: u64) {
-        if node == self.me || self.peer_starts.insert(node, started_ms) == Some(started_ms) {
-            return;
-        }
-        let connected = self
-            .peers
-            .get(&peer_id(&node))
-            .is_some_and(|s| s.connections > 0);
-        if !connected {
-            self.backoff.remove(&node);
-        }
-    }
-
     fn dial_members(&mut self, now: Instant) {
         let members: Vec<NodeId> = std::iter::once(self.membership.founder())
             .chain(self.membership.members().map(|(id, _)| *id))
@@ -711,21 +716,35 @@ impl MeshActor {
             if self.topology.bounded() && !self.control_peers.contains(&node) {
                 continue;
             }
-            let backoff = self.backoff.entry(node).or_insert(Backoff {
-                next: now,
-                delay: Duration::from_millis(500),
-            });
-            if backoff.next > now {
+            if self.backoff.get(&node).is_some_and(|b| b.next > now) {
                 continue;
             }
-            backoff.next = now + backoff.delay;
-            backoff.delay = (backoff.delay * 2).min(MAX_DIAL_BACKOFF);
             let mut addrs: Vec<Multiaddr> = self
                 .node_info(&node)
                 .map(|info| info.addrs.iter().filter_map(|a| a.parse().ok()).collect())
                 .unwrap_or_default();
             if addrs.is_empty() {
                 addrs = self.bootstrap.clone();
+            }
+            let backoff = self.backoff.entry(node).or_insert(Backoff {
+                next: now,
+                delay: Duration::from_millis(500),
+                quic_only: false,
+            });
+            backoff.next = now + backoff.delay;
+            backoff.delay = (backoff.delay * 2).min(MAX_DIAL_BACKOFF);
+            // QUIC first: libp2p races every address and keeps the first to connect, and a
+            // TCP winner costs a packet per yamux frame on every exchange (relayed ones
+            // included) for as long as it lives. After a QUIC-only dial failed (no UDP on
+            // this path), the next dial offers TCP too.
+            let quic: Vec<Multiaddr> = addrs
+                .iter()
+                .filter(|a| hearth_proto::addr::is_quic(&a.to_string()))
+                .cloned()
+                .collect();
+            backoff.quic_only = !backoff.quic_only && !quic.is_empty() && quic.len() < addrs.len();
+            if backoff.quic_only {
+                addrs = quic;
             }
             if addrs.is_empty() {
                 continue;

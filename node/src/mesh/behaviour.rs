@@ -109,9 +109,16 @@ fn gossip_config() -> Result<gossipsub::Config, TransportError> {
 }
 
 /// Silence after which a QUIC control-plane connection is dead, and the keep-alive that keeps
-/// a live one (and its NAT mapping) from falling silent.
-const QUIC_IDLE_TIMEOUT_MS: u32 = 4_000;
-const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// a live one (and its NAT mapping: home routers drop UDP mappings after 30 s or more) from
+/// falling silent. Not what finds dead members (the failure detector does); a member's new
+/// start time closes the connections to its old process. A 1 s
+/// keep-alive was about 4 packets a second on every connection of an idle mesh.
+const QUIC_IDLE_TIMEOUT_MS: u32 = 30_000;
+const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// libp2p ping on every connection: see [`build_swarm`].
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often AutoNAT tests untested candidate addresses: often, because a public node is
 /// elected only after one of them is confirmed.
@@ -144,10 +151,12 @@ pub enum SwarmRole {
 }
 
 /// Builds a swarm with QUIC and TCP (Noise + Yamux) transports, and relayed connections over
-/// either, for `keypair`.
+/// either, for `keypair`, in a process started at `started_ms` (Unix ms: what identify tells
+/// peers, so they can tell this process's connections from a predecessor's).
 pub fn build_swarm(
     keypair: Keypair,
     role: SwarmRole,
+    started_ms: u64,
 ) -> Result<Swarm<MeshBehaviour>, TransportError> {
     let gossip =
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config()?)
@@ -161,8 +170,6 @@ pub fn build_swarm(
         )
         .map_err(|e| TransportError(e.to_string()))?
         .with_quic_config(|mut quic| {
-            // A dead peer (killed, restarted, cut off) is noticed within the heartbeat lease,
-            // so the node redials its new process instead of trusting a dead connection.
             quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
             quic.keep_alive_interval = QUIC_KEEP_ALIVE;
             quic
@@ -173,13 +180,15 @@ pub fn build_swarm(
             gate: Gate::default(),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_agent_version(format!("hearthd/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(super::instances::agent_version(started_ms)),
             ),
-            // Pings also find dead TCP connections, which have no idle timeout of their own.
+            // Pings keep TCP paths' NAT mappings open and find dead TCP connections, which
+            // have no idle timeout of their own. Seldom: on an idle mesh they were a third of
+            // all traffic, and members' deaths are the failure detector's job.
             ping: ping::Behaviour::new(
                 ping::Config::new()
-                    .with_interval(Duration::from_secs(2))
-                    .with_timeout(Duration::from_secs(4)),
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
             ),
             join: codec(JOIN_PROTOCOL),
             sync: codec(SYNC_PROTOCOL),

@@ -12,6 +12,7 @@ mod dialback;
 mod durable;
 mod edges;
 pub mod gate;
+mod instances;
 mod liveness;
 pub mod peer_id;
 mod relays;

@@ -218,7 +218,7 @@ impl LabMesh {
         let lines: usize = std::env::var("HEARTH_LAB_LOG_LINES")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(25);
+            .unwrap_or(40);
         result.map_err(|e| {
             let tails: String = self
                 .nodes

@@ -203,3 +203,57 @@ async fn a_killed_member_is_declared_down_and_its_tunnel_closed() -> Result<()> 
     .await;
     mesh.explain(result)
 }
+
+/// A home member restarted at once (before anyone declares it down): the VPS closes the
+/// connection to the old process, which it knows by the start time identify gave on it, and
+/// keeps the one the new process made, so the home keeps its edge and its tunnel. Left open,
+/// the dead connection took some of the VPS's failure-detector answers, the home declared
+/// the VPS down and lost its only edge (a Docker lab run, one in three).
+#[tokio::test]
+async fn a_home_member_restarted_at_once_keeps_its_edge() -> Result<()> {
+    if !labs_can_run("lab restarted home keeps its edge") {
+        return Ok(());
+    }
+    let lab = Lab::builder()
+        .host("vps", HostKind::Public)
+        .host("home", HostKind::Home)
+        .build()?;
+    let mut mesh = LabMesh::start(lab, &Binaries::locate()?).await?;
+    let result = async {
+        // At once: the old process lives well under the clock-skew margin, so only the
+        // start time identify gave on its connection tells the VPS it is the old one.
+        let home = mesh.node("home")?.status().await?.node;
+        let node = mesh.node_mut("home")?;
+        node.kill().await;
+        node.run().await?;
+        let vps = mesh.node("vps")?;
+        eventually(
+            "the VPS closed the old process's connection",
+            LAB_CONVERGE,
+            || async {
+                let log = std::fs::read_to_string(vps.log_path())?;
+                ensure!(
+                    log.lines()
+                        .any(|l| l.contains("closing the connections to its old process")
+                            && l.contains(&home.short())),
+                    "not in the VPS's log"
+                );
+                Ok(())
+            },
+        )
+        .await?;
+        mesh.edges_everywhere(&["vps"]).await?;
+        eventually(
+            "the VPS has a tunnel from the home",
+            LAB_CONVERGE,
+            || async {
+                let tunnels = vps.status().await?.data_plane.tunnels;
+                ensure!(tunnels.contains(&home), "tunnels: {tunnels:?}");
+                Ok(())
+            },
+        )
+        .await
+    }
+    .await;
+    mesh.explain(result)
+}
