@@ -16,6 +16,10 @@ pub const JOIN_PROTOCOL: &str = "/hearth/join/1";
 pub const SYNC_PROTOCOL: &str = "/hearth/sync/1";
 /// Protocol name for the failure detector's (SWIM) packets.
 pub const SWIM_PROTOCOL: &str = "/hearth/swim/1";
+/// The failure detector's packets as length-prefixed frames ([`SwimPacket::encode`]) on one
+/// long-lived stream per peer and direction; [`SWIM_PROTOCOL`] is the fallback for a peer
+/// that does not speak it.
+pub const SWIM_STREAM_PROTOCOL: &str = "/hearth/swim-stream/1";
 /// Largest failure-detector packet; foca keeps its packets under this.
 pub const MAX_SWIM_PACKET: usize = 1400;
 /// Most records in one message; larger sets are sent in several.
@@ -76,6 +80,17 @@ pub enum SwimPacket {
 }
 
 impl SwimPacket {
+    /// One frame on the failure detector's stream (postcard; the variant index first, so a
+    /// reader skips a frame of a kind it does not know).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Parses a frame; never panics on garbage.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
     /// What a forwarded packet's signature covers: the mesh, the addressee and the packet.
     pub fn forwarded_bytes(mesh: &MeshId, to: &NodeId, bytes: &[u8]) -> Vec<u8> {
         let fields = ("hearth-swim-forwarded-v1", mesh, to, bytes);

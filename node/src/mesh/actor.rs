@@ -200,6 +200,10 @@ pub struct MeshActor {
     pub(super) started_ms: u64,
     /// The start time each member last announced, to notice restarts.
     pub(super) peer_starts: HashMap<NodeId, u64>,
+    /// The failure detector's streams, once the actor runs.
+    pub(super) swim_streams: Option<super::swim_streams::SwimStreams>,
+    /// When each member was last introduced to the failure detector (`liveness::reintroduce`).
+    pub(super) introduced: HashMap<NodeId, Instant>,
     pub(super) topic: gossipsub::IdentTopic,
     readiness: Readiness,
     pub(super) view: watch::Sender<Arc<MeshView>>,
@@ -301,6 +305,8 @@ impl MeshActor {
             started: Instant::now(),
             started_ms,
             peer_starts: HashMap::new(),
+            swim_streams: None,
+            introduced: HashMap::new(),
             readiness: Readiness::new(settings_listeners),
             topic,
             view: links.view,
@@ -339,6 +345,10 @@ impl MeshActor {
             let mut maintain = tokio::time::interval(Duration::from_millis(500));
             let mut anti_entropy = tokio::time::interval(self.settings.anti_entropy);
             let mut elect = tokio::time::interval(ELECTION_PERIOD);
+            let control = self.swarm.behaviour().swim_stream.new_control();
+            let (streams, mut swim_inbound) =
+                super::swim_streams::SwimStreams::start(control, cancel.child_token());
+            self.swim_streams = Some(streams);
             elect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let swim_due = self
@@ -354,6 +364,7 @@ impl MeshActor {
                     }
                     Some(flushed) = self.flushed.recv() => self.flushed(flushed),
                     event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                    Some(inbound) = swim_inbound.recv() => self.swim_stream_event(inbound),
                     Some(wanted) = container_routes.recv() => self.sync_container_routes(wanted),
                     Some(request) = writes.recv() => self.write_for(request),
                     _ = maintain.tick() => self.maintain(),
@@ -558,6 +569,9 @@ impl MeshActor {
                 }
                 if num_established == 0 {
                     self.peers.remove(&peer);
+                    if let Some(streams) = self.swim_streams.as_mut() {
+                        streams.disconnected(&peer);
+                    }
                 } else if let Some(state) = self.peers.get_mut(&peer) {
                     state.connections = state.connections.saturating_sub(1);
                     state.relayed.remove(&connection_id);
@@ -673,6 +687,7 @@ impl MeshActor {
         self.ask_dial_back();
         self.prune_connections(now);
         self.dial_members(now);
+        self.reintroduce(now);
         self.dial_targets.retain(|(_, until)| *until > now);
         for (addr, _) in self.dial_targets.clone() {
             if let Err(e) = self.swarm.dial(addr.clone()) {

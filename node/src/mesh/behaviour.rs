@@ -31,7 +31,10 @@ pub struct MeshBehaviour {
     pub join: cbor::Behaviour<JoinRequest, JoinResponse>,
     /// Record pull (anti-entropy) and directed pushes.
     pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
+    /// Failure-detector packets to peers that do not speak the stream protocol.
     pub swim: cbor::Behaviour<SwimPacket, SwimReceipt>,
+    /// Failure-detector packets as frames on long-lived streams (`mesh::swim_streams`).
+    pub swim_stream: libp2p_stream::Behaviour,
     /// Record push to the whole mesh.
     pub gossip: gossipsub::Behaviour,
     /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
@@ -193,6 +196,7 @@ pub fn build_swarm(
             join: codec(JOIN_PROTOCOL),
             sync: codec(SYNC_PROTOCOL),
             swim: swim_codec(),
+            swim_stream: libp2p_stream::Behaviour::new(),
             gossip,
             autonat: autonat::v2::client::Behaviour::new(
                 rand::rngs::OsRng,

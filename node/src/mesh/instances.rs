@@ -42,15 +42,26 @@ pub fn started_of(agent_version: &str) -> Option<u64> {
     started.parse().ok()
 }
 
-/// The connections of `state` that go to a process older than one started at `started_ms`.
+/// The connections of `state` that go to a process older than one started at `started_ms`:
+/// those identified as such; and, of those not identified, the ones that came up before the
+/// first connection identified as the newest process (identify takes one round trip, so a
+/// live process would have answered on the older one first: the old process died before it
+/// could) or well before the start by this node's clock.
 pub(super) fn to_older_processes(state: &PeerState, started_ms: u64) -> Vec<ConnectionId> {
     let skew = RESTART_SKEW.as_millis() as u64;
+    let first_current = state
+        .process_ms
+        .iter()
+        .filter(|(_, process)| **process >= started_ms)
+        .filter_map(|(id, _)| state.established_ms.get(id))
+        .min()
+        .copied();
     state
         .established_ms
         .iter()
         .filter(|(id, at)| match state.process_ms.get(id) {
             Some(process) => *process < started_ms,
-            None => at.saturating_add(skew) < started_ms,
+            None => at.saturating_add(skew) < started_ms || first_current.is_some_and(|f| **at < f),
         })
         .map(|(id, _)| *id)
         .collect()
@@ -186,5 +197,24 @@ mod tests {
                 ConnectionId::new_unchecked(3)
             ]
         );
+    }
+
+    #[test]
+    fn an_unidentified_connection_older_than_the_new_process_first_one_is_stale() {
+        let restart = 100_000;
+        let state = state(&[
+            // The old process died 100 ms after connecting, before identify answered.
+            (1, restart - 300, None),
+            (2, restart + 50, Some(restart)),
+            // Came up after the new process's first: it may be the new process's.
+            (3, restart + 80, None),
+        ]);
+        assert_eq!(
+            to_older_processes(&state, restart),
+            vec![ConnectionId::new_unchecked(1)]
+        );
+        // Until a connection is identified as the new process, the clock rule alone holds.
+        let unidentified = self::state(&[(1, restart - 300, None)]);
+        assert!(to_older_processes(&unidentified, restart).is_empty());
     }
 }

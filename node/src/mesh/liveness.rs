@@ -4,13 +4,18 @@
 use super::actor::MeshActor;
 use super::peer_id::{node_id, peer_id};
 use super::swim::SwimOutput;
+use super::swim_streams::SwimInbound;
 use crate::clock::now_ms;
 use hearth_proto::wire::{SwimPacket, SwimReceipt};
 use hearth_proto::NodeId;
 use libp2p::request_response::{self, Message};
+use libp2p::PeerId;
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{debug, info};
+
+/// How often a connected member the detector does not hold alive is introduced again.
+const REINTRODUCE_EVERY: Duration = Duration::from_secs(3);
 
 impl MeshActor {
     /// Members held alive: this node, and every current member the detector has not declared
@@ -31,9 +36,30 @@ impl MeshActor {
         if self.swim.alive().contains(&node) {
             return;
         }
+        self.introduced.insert(node, Instant::now());
         let started_ms = self.peer_starts.get(&node).copied().unwrap_or(0);
         let output = self.swim.announce(node, started_ms, Instant::now());
         self.apply_swim(output);
+    }
+
+    /// Introduces again each connected member the detector does not hold alive, now and then:
+    /// the first announce or its answer can be lost (on a connection to a restarted member's
+    /// old process, say), and a detector that knows no member probes no one.
+    pub(super) fn reintroduce(&mut self, now: Instant) {
+        let due: Vec<NodeId> = self
+            .connected_members()
+            .iter()
+            .filter_map(node_id)
+            .filter(|n| !self.swim.alive().contains(n))
+            .filter(|n| {
+                self.introduced
+                    .get(n)
+                    .is_none_or(|at| now.duration_since(*at) >= REINTRODUCE_EVERY)
+            })
+            .collect();
+        for node in due {
+            self.introduce_to(node);
+        }
     }
 
     /// The detector's timers.
@@ -67,6 +93,24 @@ impl MeshActor {
             .behaviour_mut()
             .swim
             .send_response(channel, SwimReceipt::V1);
+        self.take_swim_packet(peer, request);
+    }
+
+    /// What the failure detector's streams delivered.
+    pub(super) fn swim_stream_event(&mut self, inbound: SwimInbound) {
+        match inbound {
+            SwimInbound::Packet(peer, packet) => self.take_swim_packet(peer, packet),
+            SwimInbound::Unsupported(peer) => {
+                debug!(%peer, "no failure-detector streams: request-response for this peer");
+                if let Some(streams) = self.swim_streams.as_mut() {
+                    streams.unsupported(peer);
+                }
+            }
+        }
+    }
+
+    /// A packet from `peer`, by either transport: for this node's detector, or to pass on.
+    fn take_swim_packet(&mut self, peer: PeerId, request: SwimPacket) {
         let Some(node) = node_id(&peer).filter(|_| self.is_member_peer(&peer)) else {
             return;
         };
@@ -105,10 +149,18 @@ impl MeshActor {
         if *origin != from || !self.membership.is_member(&to) || !self.connected_to(&to) {
             return;
         }
-        self.swarm
-            .behaviour_mut()
-            .swim
-            .send_request(&peer_id(&to), packet);
+        self.send_swim(to, packet);
+    }
+
+    /// Sends on `to`'s failure-detector stream, or as a request to a peer without streams.
+    fn send_swim(&mut self, to: NodeId, packet: SwimPacket) {
+        let peer = peer_id(&to);
+        if let Some(streams) = self.swim_streams.as_mut() {
+            if streams.send(peer, &packet) {
+                return;
+            }
+        }
+        self.swarm.behaviour_mut().swim.send_request(&peer, packet);
     }
 
     fn connected_to(&self, node: &NodeId) -> bool {
@@ -141,16 +193,10 @@ impl MeshActor {
                 let packet = SwimPacket::V1 {
                     bytes: bytes.to_vec(),
                 };
-                self.swarm
-                    .behaviour_mut()
-                    .swim
-                    .send_request(&peer_id(&node), packet);
+                self.send_swim(node, packet);
             } else if let Some(via) = self.forwarder_for(&node) {
                 let packet = SwimPacket::forwarded(&self.key, &self.mesh, node, bytes.to_vec());
-                self.swarm
-                    .behaviour_mut()
-                    .swim
-                    .send_request(&peer_id(&via), packet);
+                self.send_swim(via, packet);
             }
         }
         if output.rejoined {

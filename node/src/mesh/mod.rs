@@ -19,5 +19,6 @@ mod relays;
 mod replication;
 mod routes;
 pub mod swim;
+mod swim_streams;
 mod topology;
 mod view;

@@ -1,5 +1,6 @@
-//! Golden bytes of the gossipsub message, the one wire message encoded by postcard here (the
-//! request-response messages are CBOR, pinned beside libp2p's codec in `hearth-node`).
+//! Golden bytes of the wire messages encoded by postcard here: the gossipsub message and the
+//! failure detector's stream frames (the request-response messages are CBOR, pinned beside
+//! libp2p's codec in `hearth-node`).
 
 use super::*;
 use crate::record::golden::{golden_record, GOLDEN_RECORD};
@@ -16,4 +17,27 @@ fn a_gossip_message_encodes_to_its_golden_bytes_and_back() {
         Gossip::decode(&hex::decode(&golden).unwrap()).unwrap(),
         gossip
     );
+}
+
+#[test]
+fn a_failure_detector_frame_encodes_to_its_golden_bytes_and_back() {
+    let direct = SwimPacket::V1 {
+        bytes: vec![1, 2, 3],
+    };
+    // `V1` (variant 0), three bytes.
+    let golden = "0003010203";
+    assert_eq!(hex::encode(direct.encode()), golden);
+    assert_eq!(
+        SwimPacket::decode(&hex::decode(golden).unwrap()).unwrap(),
+        direct
+    );
+    let key = crate::id::NodeKey::from_secret([7; 32]);
+    let mesh = crate::id::MeshId::from_bytes([9; 32]);
+    let to = crate::id::NodeKey::from_secret([8; 32]).id();
+    let forwarded = SwimPacket::forwarded(&key, &mesh, to, vec![4, 5]);
+    let bytes = forwarded.encode();
+    // `Forwarded` (variant 1), then the addressee's 32 bytes.
+    assert_eq!(hex::encode(&bytes[..1]), "01");
+    assert_eq!(SwimPacket::decode(&bytes).unwrap(), forwarded);
+    assert!(SwimPacket::decode(&[0x07, 0x00]).is_err());
 }
