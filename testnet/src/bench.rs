@@ -346,12 +346,15 @@ pub(crate) async fn time_publishes(
     }
     let tables = all_route(mesh, &hosts).await?;
     if std::env::var_os("HEARTH_BENCH_DEBUG").is_some() {
-        let vps = mesh.node("vps")?.status().await?;
-        eprintln!(
-            "vps: {} peers connected, gossip mesh {}",
-            vps.peers_connected.len(),
-            vps.gossip_peers
-        );
+        if let Some(first) = mesh.nodes.first() {
+            let status = first.status().await?;
+            eprintln!(
+                "{}: {} peers connected, gossip mesh {}",
+                first.name,
+                status.peers_connected.len(),
+                status.gossip_peers
+            );
+        }
     }
     let mut latencies = Vec::new();
     for (host, t0) in hosts.iter().zip(started) {
