@@ -6,9 +6,10 @@
 use anyhow::{bail, ensure, Result};
 use hearth_proto::api::PathV1;
 use hearth_proto::election::{NotElected, Verdict};
+use hearth_proto::NodeId;
 use hearth_testnet::eventually::eventually;
 use hearth_testnet::lab::{labs_can_run, HostKind, Lab, LabMesh, LAB_CONVERGE};
-use hearth_testnet::procs::Binaries;
+use hearth_testnet::procs::{Binaries, ProcNode};
 
 /// Two public hosts, two homes, one behind CGNAT, one UDP-blocked, and a third public host
 /// that joins later.
@@ -22,6 +23,14 @@ fn election_lab() -> Result<Lab> {
         .host("udpb", HostKind::UdpBlocked)
         .host("pub3", HostKind::Public)
         .build()
+}
+
+/// Whether `node` logged `message` about `peer`.
+fn logged(node: &ProcNode, message: &str, peer: &NodeId) -> Result<bool> {
+    let log = std::fs::read_to_string(node.log_path())?;
+    Ok(log
+        .lines()
+        .any(|l| l.contains(message) && l.contains(&peer.short())))
 }
 
 const FIRST: [&str; 6] = ["pub1", "pub2", "home1", "home2", "cgnat", "udpb"];
@@ -170,11 +179,8 @@ async fn a_killed_member_is_declared_down_and_its_tunnel_closed() -> Result<()> 
                 || async {
                     let tunnels = node.status().await?.data_plane.tunnels;
                     ensure!(!tunnels.contains(&victim), "tunnels: {tunnels:?}");
-                    let log = std::fs::read_to_string(node.log_path())?;
                     ensure!(
-                        log.lines()
-                            .any(|l| l.contains("failure detector declared the member down")
-                                && l.contains(&victim.short())),
+                        logged(node, "failure detector declared the member down", &victim)?,
                         "no tunnel closed on the detector's verdict"
                     );
                     Ok(())
@@ -231,11 +237,8 @@ async fn a_home_member_restarted_at_once_keeps_its_edge() -> Result<()> {
             "the VPS closed the old process's connection",
             LAB_CONVERGE,
             || async {
-                let log = std::fs::read_to_string(vps.log_path())?;
                 ensure!(
-                    log.lines()
-                        .any(|l| l.contains("closing the connections to its old process")
-                            && l.contains(&home.short())),
+                    logged(vps, "closing the connections to its old process", &home)?,
                     "not in the VPS's log"
                 );
                 Ok(())
