@@ -114,12 +114,17 @@ impl MeshActor {
     }
 
     fn close_older_processes(&mut self, peer: PeerId, started_ms: u64) {
-        let Some(state) = self.peers.get(&peer) else {
+        let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
         let stale = to_older_processes(state, started_ms);
         if stale.is_empty() {
             return;
+        }
+        // Closing takes a moment; a later start heard before it ends does not close again.
+        for connection in &stale {
+            state.established_ms.remove(connection);
+            state.process_ms.remove(connection);
         }
         info!(
             peer = %node_id(&peer).map(|n| n.short()).unwrap_or_default(),

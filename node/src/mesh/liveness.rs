@@ -42,7 +42,8 @@ impl MeshActor {
         self.apply_swim(output);
     }
 
-    /// Introduces again each connected member the detector does not hold alive, now and then:
+    /// Introduces again each connected member the detector does not hold alive (`introduce_to`
+    /// skips the others), now and then:
     /// the first announce or its answer can be lost (on a connection to a restarted member's
     /// old process, say), and a detector that knows no member probes no one.
     pub(super) fn reintroduce(&mut self, now: Instant) {
@@ -50,7 +51,6 @@ impl MeshActor {
             .connected_members()
             .iter()
             .filter_map(node_id)
-            .filter(|n| !self.swim.alive().contains(n))
             .filter(|n| {
                 self.introduced
                     .get(n)

@@ -18,9 +18,8 @@ use hearth_proto::wire::{SwimPacket, MAX_SWIM_PACKET, SWIM_STREAM_PROTOCOL};
 use libp2p::{PeerId, StreamProtocol};
 use libp2p_stream::{Control, OpenStreamError};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::sync::CancellationToken;
@@ -189,24 +188,22 @@ async fn accept(
     inbound: mpsc::Sender<SwimInbound>,
     cancel: CancellationToken,
 ) {
-    let readers = Arc::new(AtomicUsize::new(0));
+    let readers = Arc::new(Semaphore::new(MAX_READERS));
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
             next = incoming.next() => next,
         };
         let Some((peer, stream)) = next else { return };
-        if readers.load(Ordering::Relaxed) >= MAX_READERS {
+        let Ok(permit) = readers.clone().try_acquire_owned() else {
             debug!(%peer, "failure-detector stream refused: too many open");
             continue;
-        }
-        readers.fetch_add(1, Ordering::Relaxed);
-        let readers = readers.clone();
+        };
         let inbound = inbound.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
             read(peer, stream, inbound, cancel).await;
-            readers.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
         });
     }
 }
