@@ -98,6 +98,10 @@ pub struct Store {
     /// Flushes and watermark writes since the store was opened, for `hearthctl status`: an
     /// idle mesh must not write at all.
     writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The membership the stored records make, kept between changes to the Genesis, Member
+    /// and Revocation records: admission asks for it for every other record, and replaying
+    /// it means reading and decoding every member's record.
+    membership_now: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Membership>>>>,
 }
 
 const META_MESH: &[u8] = b"mesh";
@@ -127,6 +131,7 @@ impl Store {
             db,
             path,
             writes: Default::default(),
+            membership_now: Default::default(),
         };
         let fresh = store.check_format()?;
         // Decode everything once so corruption is found at start, not mid-request.
@@ -316,11 +321,22 @@ impl Store {
         }
     }
 
+    /// Forgets the kept membership when a record of `kind` changed.
+    fn membership_changes(&self, kind: Kind) {
+        if matches!(kind, Kind::Genesis | Kind::Member | Kind::Revocation) {
+            *self
+                .membership_now
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
+
     /// Records the mesh after a verified genesis; refuses to switch meshes.
     pub fn set_mesh(&self, mesh: MeshId) -> Result<(), StoreError> {
         self.meta
             .insert(META_MESH, mesh.as_bytes().as_slice())
             .map_err(|e| self.io(e))?;
+        self.membership_changes(Kind::Genesis);
         self.flush()
     }
 
@@ -620,6 +636,17 @@ impl RecordMap for Store {
         Store::get(self, id)
     }
 
+    fn membership_now(&self) -> Result<Option<std::sync::Arc<Membership>>, StoreError> {
+        let mut kept = self
+            .membership_now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.is_none() {
+            *kept = self.membership()?.map(std::sync::Arc::new);
+        }
+        Ok(kept.clone())
+    }
+
     fn records_of(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
         Store::records_of(self, kind)
     }
@@ -632,6 +659,7 @@ impl RecordMap for Store {
         let bytes = postcard::to_stdvec(record).map_err(|e| self.corrupt(e))?;
         let key = record_key(record.kind, &record.key);
         self.records.insert(&key, bytes).map_err(|e| self.io(e))?;
+        self.membership_changes(record.kind);
         self.arrivals
             .insert(key, &crate::clock::now_ms().to_be_bytes())
             .map_err(|e| self.io(e))?;
@@ -641,6 +669,7 @@ impl RecordMap for Store {
     fn remove(&mut self, id: &RecordId) -> Result<(), StoreError> {
         let key = record_key(id.kind, &id.key);
         self.records.remove(&key).map_err(|e| self.io(e))?;
+        self.membership_changes(id.kind);
         self.arrivals.remove(key).map_err(|e| self.io(e))?;
         Ok(())
     }

@@ -309,7 +309,8 @@ pub struct StatusV1 {
     pub rejected_records: Vec<(String, u64)>,
     /// Connections refused by membership gating since start (non-members, revoked nodes).
     pub refused_connections: u64,
-    /// Peers this node forwards record gossip to directly (its gossipsub mesh).
+    /// Always 0: records are pushed to peers, not gossiped, since gossipsub went (see
+    /// docs/replication.md). Kept so an older `hearthctl` still reads the answer.
     pub gossip_peers: usize,
     /// Hex digest of every record version in the store but the NodeInfo records (which change
     /// with addresses and reachability): equal on two nodes means the same members and routes.

@@ -156,6 +156,19 @@ impl Election {
     pub fn is_edge(&self, node: &NodeId) -> bool {
         self.edges.contains(node)
     }
+
+    /// In how many ms time alone may change the result (a candidate's settling time ends);
+    /// `None` when only new records or liveness can. Nodes need not rerun the election on a
+    /// timer faster than this.
+    pub fn changes_in_ms(&self) -> Option<u64> {
+        self.verdicts
+            .values()
+            .filter_map(|v| match v {
+                Verdict::NotEdge(NotElected::Settling { remaining_ms }) => Some(*remaining_ms),
+                _ => None,
+            })
+            .min()
+    }
 }
 
 /// Where a candidate ranks: `always` before `auto`, then seniority, then id.

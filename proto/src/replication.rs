@@ -17,7 +17,7 @@ pub use records::{
     apply, apply_batch, max_hlc, purge_tombstones, store_digest, versions, Applied, ApplyError,
     RecordMap,
 };
-pub use replica::{Action, Event, Replica, ReplicaConfig, Via};
+pub use replica::{Action, Event, Replica, ReplicaConfig};
 
 #[cfg(test)]
 mod sim;

@@ -1,8 +1,9 @@
 //! Control-plane messages between nodes, one versioned enum per protocol.
 //!
 //! Each protocol is a libp2p request-response exchange, CBOR-encoded by libp2p's codec (its
-//! golden bytes are pinned where the codec is, `hearth-node`'s `mesh::behaviour`); record
-//! pushes on gossipsub are postcard ([`Gossip`], pinned in this module's tests). Adding a `V2`
+//! golden bytes are pinned where the codec is, `hearth-node`'s `mesh::behaviour`); the failure
+//! detector's stream frames are postcard ([`SwimPacket`], pinned in this module's tests). Record
+//! pushes are [`SyncRequestV1::Push`] requests (docs/replication.md). Adding a `V2`
 //! variant later lets old and new nodes tell each other apart instead of misreading bytes.
 
 use crate::id::{MeshId, NodeId, NodeKey};
@@ -26,31 +27,6 @@ pub const MAX_SWIM_PACKET: usize = 1400;
 pub const MAX_RECORDS_PER_MESSAGE: usize = 2048;
 /// Largest encoded request or response accepted from a peer.
 pub const MAX_MESSAGE_BYTES: u64 = 8 * 1024 * 1024;
-
-/// Gossipsub topic of a mesh's record pushes (the mesh id is appended).
-pub const RECORDS_TOPIC_PREFIX: &str = "/hearth/records/1/";
-
-/// A gossipsub message: records the sender just wrote. Receivers validate each on its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Gossip {
-    /// First version.
-    V1 {
-        /// The records.
-        records: Vec<Record>,
-    },
-}
-
-impl Gossip {
-    /// The bytes to publish.
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
-    }
-
-    /// Parses received bytes; never panics on garbage.
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
-}
 
 /// One failure-detector packet (foca's encoding inside), sent to one member over the
 /// authenticated control connection. Liveness lives here, in memory, not in stored records.

@@ -15,11 +15,10 @@ use hearth_proto::election::{EdgePreference, Election};
 use hearth_proto::membership::Membership;
 use hearth_proto::reach::ReachTracker;
 use hearth_proto::record::NodeInfo;
-use hearth_proto::wire::{SyncRequest, SyncRequestV1, RECORDS_TOPIC_PREFIX};
-use hearth_proto::{Body, Kind, MeshId, NodeId, NodeKey, Role};
+use hearth_proto::wire::{SyncRequest, SyncRequestV1};
+use hearth_proto::{Kind, MeshId, NodeId, NodeKey, Role};
 use libp2p::core::ConnectedPoint;
 use libp2p::futures::StreamExt;
-use libp2p::gossipsub;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
@@ -42,9 +41,10 @@ pub(super) const DIAL_TARGET_LIFETIME: Duration = Duration::from_secs(600);
 const MAX_DIAL_BACKOFF: Duration = Duration::from_secs(30);
 /// Most non-member connections an admin holds at once while they present invites.
 pub const MAX_GUESTS: usize = 32;
-/// How often the edge set is recomputed: it depends on time (leases run out), not only on
-/// records arriving, and a dead edge should leave the set soon after its lease ends.
-const ELECTION_PERIOD: Duration = Duration::from_millis(200);
+/// Longest the election goes without a rerun. It reruns whenever records or liveness
+/// change and when a candidate's settling time ends (`Election::changes_in_ms`); this is
+/// only a backstop.
+pub(super) const ELECTION_BACKSTOP: Duration = Duration::from_secs(2);
 
 /// Settings the actor needs from the config.
 #[derive(Debug, Clone)]
@@ -204,7 +204,6 @@ pub struct MeshActor {
     pub(super) swim_streams: Option<super::swim_streams::SwimStreams>,
     /// When each member was last introduced to the failure detector (`liveness::reintroduce`).
     pub(super) introduced: HashMap<NodeId, Instant>,
-    pub(super) topic: gossipsub::IdentTopic,
     readiness: Readiness,
     pub(super) view: watch::Sender<Arc<MeshView>>,
     pub(super) data_plane: DataPlaneStatus,
@@ -215,6 +214,12 @@ pub struct MeshActor {
     /// The latest election, recomputed on a timer, whenever a NodeInfo arrives and whenever
     /// the failure detector's view changes.
     pub(super) election: Election,
+    /// When the election runs next if nothing changes before.
+    pub(super) election_due: Instant,
+    /// The election and view that stored records call for, run once per burst.
+    pub(super) derived: super::replication::Derived,
+    /// Every stored NodeInfo, decoded (`edges::infos_stored` keeps it current).
+    pub(super) infos: Arc<BTreeMap<NodeId, NodeInfo>>,
     /// Liveness of the other members (SWIM), in memory.
     pub(super) swim: super::swim::Swim,
     /// The thread that flushes the store, and its reports.
@@ -274,13 +279,7 @@ impl MeshActor {
             },
             rand::random(),
         );
-        let topic = gossipsub::IdentTopic::new(format!("{RECORDS_TOPIC_PREFIX}{mesh}"));
-        let mut swarm = swarm;
-        swarm
-            .behaviour_mut()
-            .gossip
-            .subscribe(&topic)
-            .map_err(|e| crate::NodeError::BadGrant(format!("gossip subscription: {e}")))?;
+        let infos = Arc::new(Self::load_infos(&store)?);
         let (flushed_tx, flushed) = mpsc::unbounded_channel();
         let flusher = crate::store::flusher::Flusher::start(store.clone(), flushed_tx)?;
         let mut actor = Self {
@@ -308,13 +307,15 @@ impl MeshActor {
             swim_streams: None,
             introduced: HashMap::new(),
             readiness: Readiness::new(settings_listeners),
-            topic,
             view: links.view,
             data_plane: links.status,
             container_intents: links.container_intents,
             docker: links.docker,
             reach: ReachTracker::default(),
             election: Election::default(),
+            election_due: Instant::now(),
+            derived: Default::default(),
+            infos,
             swim,
             flusher,
             flushed,
@@ -344,13 +345,12 @@ impl MeshActor {
             info!(mesh = %self.mesh.short(), "mesh actor started");
             let mut maintain = tokio::time::interval(Duration::from_millis(500));
             let mut anti_entropy = tokio::time::interval(self.settings.anti_entropy);
-            let mut elect = tokio::time::interval(ELECTION_PERIOD);
             let control = self.swarm.behaviour().swim_stream.new_control();
             let (streams, mut swim_inbound) =
                 super::swim_streams::SwimStreams::start(control, cancel.child_token());
             self.swim_streams = Some(streams);
-            elect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                let derive_due = self.derived.due.unwrap_or_else(Instant::now);
                 let swim_due = self
                     .swim
                     .next_deadline()
@@ -370,7 +370,8 @@ impl MeshActor {
                     _ = maintain.tick() => self.maintain(),
                     _ = anti_entropy.tick() => self.anti_entropy_round(),
                     _ = tokio::time::sleep_until(swim_due.into()) => self.swim_tick(),
-                    _ = elect.tick() => self.election_tick(),
+                    _ = tokio::time::sleep_until(self.election_due.into()) => self.election_tick(),
+                    _ = tokio::time::sleep_until(derive_due.into()), if self.derived.due.is_some() => self.derive(),
                 }
                 self.end_of_turn();
             }
@@ -552,7 +553,6 @@ impl MeshActor {
                     }
                 } else {
                     debug!(%peer, %address, "guest connected; it may only redeem an invite");
-                    self.swarm.behaviour_mut().gossip.blacklist_peer(&peer);
                     self.update_gate();
                 }
             }
@@ -619,9 +619,6 @@ impl MeshActor {
             SwarmEvent::Behaviour(MeshBehaviourEvent::Join(event)) => self.handle_join_event(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Sync(event)) => self.handle_sync_event(event),
             SwarmEvent::Behaviour(MeshBehaviourEvent::Swim(event)) => self.handle_swim_event(event),
-            SwarmEvent::Behaviour(MeshBehaviourEvent::Gossip(event)) => {
-                self.handle_gossip_event(event)
-            }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
@@ -684,6 +681,7 @@ impl MeshActor {
             }
         }
         self.update_gate();
+        self.sync_reservations();
         self.ask_dial_back();
         self.prune_connections(now);
         self.dial_members(now);
@@ -775,16 +773,7 @@ impl MeshActor {
     }
 
     pub(super) fn node_info(&self, node: &NodeId) -> Option<NodeInfo> {
-        let id = hearth_proto::RecordId {
-            kind: Kind::NodeInfo,
-            key: node.to_string(),
-        };
-        // Stored records were verified on the way in; only the body is decoded here.
-        let record = self.store.get(&id).ok()??;
-        match record.decode_body() {
-            Ok(Body::NodeInfo(info)) => Some(info),
-            _ => None,
-        }
+        self.infos.get(node).cloned()
     }
 
     pub(super) fn announced_addrs(&self) -> Vec<String> {

@@ -107,10 +107,6 @@ impl MeshActor {
                 peer_state.guest_until = None;
                 peer_state.node = Some(node);
             }
-            self.swarm
-                .behaviour_mut()
-                .gossip
-                .remove_blacklisted_peer(&peer);
         }
         self.store.all_records().map_err(internal)
     }

@@ -9,8 +9,8 @@ use libp2p::request_response::{self, cbor, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    autonat, dcutr, gossipsub, identify, identity::Keypair, noise, ping, relay, tcp, yamux,
-    StreamProtocol, Swarm,
+    autonat, dcutr, identify, identity::Keypair, noise, ping, relay, tcp, yamux, StreamProtocol,
+    Swarm,
 };
 use std::time::Duration;
 
@@ -35,8 +35,6 @@ pub struct MeshBehaviour {
     pub swim: cbor::Behaviour<SwimPacket, SwimReceipt>,
     /// Failure-detector packets as frames on long-lived streams (`mesh::swim_streams`).
     pub swim_stream: libp2p_stream::Behaviour,
-    /// Record push to the whole mesh.
-    pub gossip: gossipsub::Behaviour,
     /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
     pub autonat: autonat::v2::client::Behaviour,
     /// Dials peers' addresses back for them; off in the short-lived `hearthd join` swarm, so
@@ -71,11 +69,6 @@ where
     )
 }
 
-/// Gossipsub tuned for a personal mesh: a few to a few dozen members, often one public hub that
-/// every NAT'd home connects to. The mesh degree is high so a hub forwards to every home at once
-/// instead of leaving some to lazy gossip, and the heartbeat is short so new peers join the
-/// mesh quickly. Records carry their own signatures, so messages are anonymous and identified by
-/// content.
 /// The failure detector's packets: small, and useless once late (foca times its own probes).
 fn swim_codec() -> cbor::Behaviour<SwimPacket, SwimReceipt> {
     let codec = cbor::codec::Codec::default()
@@ -86,29 +79,6 @@ fn swim_codec() -> cbor::Behaviour<SwimPacket, SwimReceipt> {
         [(StreamProtocol::new(SWIM_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
     )
-}
-
-fn gossip_config() -> Result<gossipsub::Config, TransportError> {
-    gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(Duration::from_millis(500))
-        .mesh_n_low(4)
-        .mesh_n(12)
-        .mesh_n_high(64)
-        .mesh_outbound_min(2)
-        .validation_mode(gossipsub::ValidationMode::Anonymous)
-        .validate_messages()
-        .max_transmit_size(MAX_MESSAGE_BYTES as usize)
-        // gossipsub drops a message that waits longer than this in a connection's send queue.
-        // The default (1 s) loses records when a busy machine delays the event loop (each
-        // stored record is fsynced there); late is better than lost.
-        .publish_queue_duration(Duration::from_secs(10))
-        .forward_queue_duration(Duration::from_secs(10))
-        .message_id_fn(|message| {
-            use sha2::Digest;
-            gossipsub::MessageId::from(sha2::Sha256::digest(&message.data)[..20].to_vec())
-        })
-        .build()
-        .map_err(|e| TransportError(e.to_string()))
 }
 
 /// Silence after which a QUIC control-plane connection is dead, and the keep-alive that keeps
@@ -161,9 +131,6 @@ pub fn build_swarm(
     role: SwarmRole,
     started_ms: u64,
 ) -> Result<Swarm<MeshBehaviour>, TransportError> {
-    let gossip =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config()?)
-            .map_err(|e| TransportError(e.to_string()))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -197,7 +164,6 @@ pub fn build_swarm(
             sync: codec(SYNC_PROTOCOL),
             swim: swim_codec(),
             swim_stream: libp2p_stream::Behaviour::new(),
-            gossip,
             autonat: autonat::v2::client::Behaviour::new(
                 rand::rngs::OsRng,
                 autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),

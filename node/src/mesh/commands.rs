@@ -79,12 +79,7 @@ impl MeshActor {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             refused_connections: self.refused_connections,
-            gossip_peers: self
-                .swarm
-                .behaviour()
-                .gossip
-                .mesh_peers(&self.topic.hash())
-                .count(),
+            gossip_peers: 0,
             digest: self
                 .store
                 .state_digest()

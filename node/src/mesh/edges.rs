@@ -15,6 +15,7 @@ use hearth_proto::record::NodeInfo;
 use hearth_proto::{Body, Kind, NodeId};
 use libp2p::autonat;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 impl MeshActor {
@@ -77,18 +78,35 @@ impl MeshActor {
         }
     }
 
-    /// Current members' NodeInfo records.
-    pub(super) fn member_infos(&self) -> BTreeMap<NodeId, NodeInfo> {
-        let mut infos = BTreeMap::new();
-        let Ok(records) = self.store.records_of(Kind::NodeInfo) else {
-            return infos;
-        };
-        for record in records {
+    /// Every stored NodeInfo, decoded (revoked members' too: callers filter by membership).
+    /// A shared copy of the actor's cache, which `infos_stored` keeps current.
+    pub(super) fn member_infos(&self) -> Arc<BTreeMap<NodeId, NodeInfo>> {
+        self.infos.clone()
+    }
+
+    /// The NodeInfo records in `store`, decoded: the cache's starting point.
+    pub(super) fn load_infos(
+        store: &crate::store::Store,
+    ) -> Result<BTreeMap<NodeId, NodeInfo>, crate::store::StoreError> {
+        Ok(store
+            .records_of(Kind::NodeInfo)?
+            .into_iter()
+            .filter_map(|record| match record.decode_body() {
+                Ok(Body::NodeInfo(info)) => Some((record.author, info)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Newly stored records (each the current version of its entry) update the NodeInfo
+    /// cache. Before, every election, view and report read and decoded every member's
+    /// NodeInfo from the store.
+    pub(super) fn infos_stored(&mut self, stored: &[hearth_proto::Record]) {
+        for record in stored.iter().filter(|r| r.kind == Kind::NodeInfo) {
             if let Ok(Body::NodeInfo(info)) = record.decode_body() {
-                infos.insert(record.author, info);
+                Arc::make_mut(&mut self.infos).insert(record.author, info);
             }
         }
-        infos
     }
 
     /// Runs the election; returns whether the edge set changed.
@@ -111,6 +129,12 @@ impl MeshActor {
                 .collect();
             info!(edges = ?names, max = election.max, "edge set changed");
         }
+        let next = election
+            .changes_in_ms()
+            .map(|ms| std::time::Duration::from_millis(ms.max(1)))
+            .unwrap_or(super::actor::ELECTION_BACKSTOP)
+            .min(super::actor::ELECTION_BACKSTOP);
+        self.election_due = std::time::Instant::now() + next;
         self.election = election;
         self.refresh_topology(&infos);
         changed
@@ -130,6 +154,7 @@ impl MeshActor {
         if &members == self.topology.members() && &hubs == self.topology.hubs() {
             return;
         }
+        self.replica.set_hubs(hubs.clone());
         self.topology = super::topology::Topology::new(members, hubs, self.settings.neighbours);
         self.control_peers = self.topology.peers_of(&self.me);
         debug!(
@@ -140,12 +165,12 @@ impl MeshActor {
         );
     }
 
-    /// The periodic election: leases run out with time, not only when records arrive.
+    /// The election when time alone may have changed it (a settling time ended), or at the
+    /// backstop.
     pub(super) fn election_tick(&mut self) {
         if self.refresh_election() {
             self.publish_view();
         }
-        self.sync_reservations();
     }
 
     /// `hearthctl edges`: the election with every member's verdict.

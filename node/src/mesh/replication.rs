@@ -1,5 +1,5 @@
 //! The libp2p shell around the replication core (`hearth_proto::replication::Replica`): swarm
-//! events become the core's events, its actions become requests, answers and gossip, and
+//! events become the core's events, its actions become requests and answers, and
 //! what promises durability waits for the flush (`mesh::durable`). The decisions themselves
 //! (what to store, push, ask and answer) are the core's; see docs/replication.md.
 
@@ -9,10 +9,9 @@ use crate::clock::now_ms;
 use crate::store::{Applied, ApplyError, StoreError};
 use hearth_proto::api::{ApiError, ApiErrorKind};
 use hearth_proto::membership::Rejection;
-use hearth_proto::replication::{Action, Event, Via};
-use hearth_proto::wire::{Gossip, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
+use hearth_proto::replication::{Action, Event};
+use hearth_proto::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
 use hearth_proto::{Body, NodeId, Record};
-use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, Message};
 use libp2p::PeerId;
 use std::time::{Duration, Instant};
@@ -23,8 +22,6 @@ use tracing::{debug, info, warn};
 pub(super) struct Carried {
     /// The answer to the request being handled.
     reply: Option<SyncResponseV1>,
-    /// Records of the event that were refused.
-    refused: usize,
 }
 
 impl MeshActor {
@@ -78,13 +75,6 @@ impl MeshActor {
                     .send_request(&peer_id(&to), SyncRequest::V1(request));
             }
             Action::Reply(response) => carried.reply = Some(response),
-            Action::Gossip(records) => {
-                let message = Gossip::V1 { records }.encode();
-                let topic = self.topic.clone();
-                if let Err(e) = self.swarm.behaviour_mut().gossip.publish(topic, message) {
-                    debug!(error = %e, "gossip publish");
-                }
-            }
             Action::Stored { records, from } => {
                 self.mark_unflushed();
                 debug!(
@@ -97,7 +87,6 @@ impl MeshActor {
             Action::Refused(rejection) => {
                 debug!(%rejection, "refused record");
                 self.count_rejection(&rejection);
-                carried.refused += 1;
             }
             Action::Purged(n) => {
                 self.mark_unflushed();
@@ -107,11 +96,13 @@ impl MeshActor {
         }
     }
 
-    /// What newly stored records change on this node: membership, the election, the view.
+    /// What newly stored records change on this node: membership at once; the election and
+    /// the data plane's view once a burst of records has arrived ([`DERIVE_AFTER`]).
     pub(super) fn apply_locally(&mut self, stored: &[Record]) {
         if stored.is_empty() {
             return;
         }
+        self.infos_stored(stored);
         if stored.iter().any(|r| {
             matches!(
                 r.kind,
@@ -128,7 +119,7 @@ impl MeshActor {
                     | hearth_proto::Kind::NodeInfo
             )
         }) {
-            self.refresh_election();
+            self.derived.election_stale = true;
         }
         // A member that restarted is dialed now rather than when its backoff ends.
         for record in stored
@@ -141,45 +132,20 @@ impl MeshActor {
         }
         // Every kind but the genesis shows in the data plane's view.
         if stored.iter().any(|r| r.kind != hearth_proto::Kind::Genesis) {
-            self.publish_view();
+            self.derived
+                .due
+                .get_or_insert_with(|| Instant::now() + DERIVE_AFTER);
         }
     }
 
-    pub(super) fn handle_gossip_event(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source: peer,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
-        };
-        let from = node_id(&peer).filter(|_| self.is_member_peer(&peer));
-        let acceptance = match (from, Gossip::decode(&message.data)) {
-            (None, _) => MessageAcceptance::Reject,
-            (Some(_), Err(e)) => {
-                debug!(%peer, error = %e, "undecodable gossip");
-                *self.rejected.entry("malformed").or_default() += 1;
-                MessageAcceptance::Reject
-            }
-            (Some(from), Ok(Gossip::V1 { records })) => {
-                let carried = self.replicate(Event::Records {
-                    from,
-                    records,
-                    via: Via::Gossip,
-                });
-                if carried.refused == 0 {
-                    MessageAcceptance::Accept
-                } else {
-                    MessageAcceptance::Reject
-                }
-            }
-        };
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .gossip
-            .report_message_validation_result(&message_id, &peer, acceptance);
+    /// Reruns what stored records called for since the last time: the election if NodeInfo
+    /// or membership records came, then the view.
+    pub(super) fn derive(&mut self) {
+        self.derived.due = None;
+        if std::mem::take(&mut self.derived.election_stale) {
+            self.refresh_election();
+        }
+        self.publish_view();
     }
 
     /// A member connected: the core sends it every version this node holds.
@@ -223,12 +189,7 @@ impl MeshActor {
                         return;
                     }
                     (Some(from), SyncRequestV1::Push { records }) => {
-                        self.replicate(Event::Records {
-                            from,
-                            records,
-                            via: Via::Push,
-                        })
-                        .reply
+                        self.replicate(Event::Records { from, records }).reply
                     }
                     (Some(from), SyncRequestV1::Summary { digest, versions }) => {
                         self.replicate(Event::Summary {
@@ -281,4 +242,19 @@ impl MeshActor {
             _ => {}
         }
     }
+}
+
+/// How long after a stored record the election and the view are derived again. A burst of
+/// records (a member publishing several routes, a hub passing them on, anti-entropy) costs
+/// one derivation, which reads and decodes every route, instead of one per record; a
+/// route reaches the data plane this much later.
+pub(super) const DERIVE_AFTER: Duration = Duration::from_millis(10);
+
+/// Derivations that stored records called for and that have not run yet.
+#[derive(Debug, Default)]
+pub(super) struct Derived {
+    /// When they run.
+    pub(super) due: Option<Instant>,
+    /// NodeInfo or membership records came: the election too.
+    pub(super) election_stale: bool,
 }

@@ -141,9 +141,20 @@ fn a_new_public_node_settles_before_it_is_elected() {
             remaining_ms: SETTLE_MS - 500
         }
     );
+    assert_eq!(
+        run(&infos, since + 500).changes_in_ms(),
+        Some(SETTLE_MS - 500),
+        "the settling candidate is the next change"
+    );
     let mut later = infos.clone();
     later[0].1.heartbeat_ms = since + SETTLE_MS;
-    assert_eq!(run(&later, since + SETTLE_MS).edges, vec![id(0)]);
+    let settled = run(&later, since + SETTLE_MS);
+    assert_eq!(settled.edges, vec![id(0)]);
+    assert_eq!(
+        settled.changes_in_ms(),
+        None,
+        "only records or liveness change it now"
+    );
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Admission of records into a store: the one place that decides whether an offered record is
 //! stale, refused or stored, for the node's sled store and for simulations alike.
 
-use crate::membership::{authorize, Rejection};
+use crate::membership::{authorize, authorize_by, Membership, Rejection};
 use crate::merge::{digest, supersedes, tombstone_expired};
 use crate::record::Genesis;
 use crate::{Body, Kind, MeshId, Record, RecordId, RecordVersion};
+use std::sync::Arc;
 
 /// What admission needs of a store of records: reads by id and kind, writes, and the
 /// membership it authorizes against. The node implements it over sled, simulations in memory
@@ -29,6 +30,21 @@ pub trait RecordMap {
     fn insert(&mut self, record: &Record) -> Result<(), Self::Error>;
     /// Deletes the record under `id`.
     fn remove(&mut self, id: &RecordId) -> Result<(), Self::Error>;
+
+    /// The membership the stored Genesis, Member and Revocation records make, once there is
+    /// a genesis. Admission asks for it for every record of another kind: a store may keep
+    /// it between changes instead of replaying the membership each time.
+    fn membership_now(&self) -> Result<Option<Arc<Membership>>, Self::Error> {
+        let (Some(mesh), Some(genesis)) = (self.mesh()?, self.genesis()?) else {
+            return Ok(None);
+        };
+        let records = self.membership_records()?;
+        Ok(Some(Arc::new(Membership::replay(
+            mesh,
+            &genesis,
+            records.iter().map(|(r, b)| (r, b)),
+        ))))
+    }
 }
 
 /// Outcome of offering a record to a store.
@@ -65,13 +81,23 @@ pub fn apply<S: RecordMap>(
             return Ok(Applied::Stale);
         }
     }
-    let genesis = store.genesis().map_err(ApplyError::Store)?;
-    let current = if matches!(record.kind, Kind::Genesis) {
-        Vec::new()
-    } else {
-        store.membership_records().map_err(ApplyError::Store)?
-    };
-    authorize(mesh, genesis.as_ref(), &current, record)?;
+    match record.kind {
+        Kind::Genesis | Kind::Member | Kind::Revocation => {
+            let genesis = store.genesis().map_err(ApplyError::Store)?;
+            let current = if matches!(record.kind, Kind::Genesis) {
+                Vec::new()
+            } else {
+                store.membership_records().map_err(ApplyError::Store)?
+            };
+            authorize(mesh, genesis.as_ref(), &current, record)?;
+        }
+        _ => {
+            let Some(membership) = store.membership_now().map_err(ApplyError::Store)? else {
+                return Err(ApplyError::Rejected(Rejection::GenesisMismatch));
+            };
+            authorize_by(&membership, record)?;
+        }
+    }
     store.insert(record).map_err(ApplyError::Store)?;
     Ok(Applied::Stored)
 }

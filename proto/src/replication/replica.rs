@@ -9,7 +9,7 @@ use crate::wire::{SyncRequestV1, SyncResponseV1, MAX_RECORDS_PER_MESSAGE};
 use crate::{Body, Hlc, NodeId, NodeKey, Record, RecordVersion};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The replica's tunables, from the node's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,29 +21,18 @@ pub struct ReplicaConfig {
     pub tombstone_ttl_ms: u64,
 }
 
-/// How records reached this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// A direct push, which is acknowledged ([`SyncResponseV1::Ack`]) once durable.
-    Push,
-    /// Gossipsub, which wants only an accept or reject verdict.
-    Gossip,
-}
-
 /// Something that happened to the replica. Every event from another node comes from a
 /// current member: the shell answers anyone else itself.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A member connected: both sides exchange what they hold.
     Connected(NodeId),
-    /// Records from a member.
+    /// Records a member pushed; acknowledged ([`SyncResponseV1::Ack`]) once durable.
     Records {
         /// The member the records came from (not necessarily their author).
         from: NodeId,
         /// The records, each validated on its own.
         records: Vec<Record>,
-        /// How they came.
-        via: Via,
     },
     /// A member's anti-entropy summary.
     Summary {
@@ -80,8 +69,6 @@ pub enum Action<E> {
     /// Answer the request of the event being handled. An [`SyncResponseV1::Ack`] promises
     /// durability: the shell sends it only once the records stored so far are on disk.
     Reply(SyncResponseV1),
-    /// Publish records on the mesh's gossip topic.
-    Gossip(Vec<Record>),
     /// Records newly stored here (the shell refreshes what depends on them, and makes them
     /// durable). `from` is the member they came from.
     Stored {
@@ -107,6 +94,8 @@ pub struct Replica<S> {
     clock: Hlc,
     config: ReplicaConfig,
     rng: StdRng,
+    /// The mesh's hubs (`mesh::topology`), this node among them or not.
+    hubs: BTreeSet<NodeId>,
 }
 
 impl<S: RecordMap> Replica<S> {
@@ -121,7 +110,14 @@ impl<S: RecordMap> Replica<S> {
             clock,
             config,
             rng: StdRng::seed_from_u64(seed),
+            hubs: BTreeSet::new(),
         })
+    }
+
+    /// The mesh's hubs (`mesh::topology`: members every member keeps a connection to),
+    /// which decide how records spread; see [`Replica::spread`].
+    pub fn set_hubs(&mut self, hubs: BTreeSet<NodeId>) {
+        self.hubs = hubs;
     }
 
     /// The store, for reads.
@@ -166,11 +162,9 @@ impl<S: RecordMap> Replica<S> {
                     actions.push(Action::Send { to: peer, request });
                 }
             }
-            Event::Records { from, records, via } => {
+            Event::Records { from, records } => {
                 let (stored, rejected) = self.ingest(now_ms, peers, from, records, &mut actions);
-                if via == Via::Push {
-                    actions.push(Action::Reply(SyncResponseV1::Ack { stored, rejected }));
-                }
+                actions.push(Action::Reply(SyncResponseV1::Ack { stored, rejected }));
             }
             Event::Summary {
                 digest: theirs,
@@ -243,13 +237,18 @@ impl<S: RecordMap> Replica<S> {
         counts
     }
 
-    /// Pushes newly stored records on: this node's own (`from` is `None`) to every connected
-    /// member and on gossip, received ones from their author to the other members.
+    /// Pushes newly stored records on:
+    /// - this node's own (`from` is `None`): to every connected member;
+    /// - on a hub, every record, whoever it came from: to every other connected member. A
+    ///   hub is connected to every member, so an author's push reaches everyone in two hops,
+    ///   and what a hub learns through anti-entropy (a healed partition, a lost push) reaches
+    ///   everyone at once instead of one anti-entropy round at a time;
+    /// - elsewhere, a record that came from its author: to the connected hubs, in case the
+    ///   author reaches none, or, when no hub is connected (a mesh without public members, or
+    ///   hubs down), to every other connected member, so it still spreads two hops.
     ///
-    /// Two paths, because a personal mesh is often a star (NAT'd homes around one VPS) and
-    /// gossipsub alone was measured to miss a leaf now and then; a record received from its
-    /// author is pushed straight on, so a hub reaches every leaf in one step. Duplicates cost
-    /// one stale check, and anti-entropy repairs anything both paths miss.
+    /// Duplicates cost one stale check, and anti-entropy repairs anything a lost push missed.
+    /// Records are not flooded further; docs/replication.md says why gossipsub went.
     fn spread(
         &mut self,
         stored: &[Record],
@@ -257,25 +256,29 @@ impl<S: RecordMap> Replica<S> {
         peers: &[NodeId],
         actions: &mut Vec<Action<S::Error>>,
     ) {
-        let first_hop: Vec<&Record> = stored
+        let hub = self.hubs.contains(&self.me);
+        let passed_on: Vec<&Record> = stored
             .iter()
-            .filter(|r| from.is_none_or(|source| source == r.author))
+            .filter(|r| hub || from.is_none_or(|source| source == r.author))
             .collect();
-        if !first_hop.is_empty() {
-            for peer in peers.iter().filter(|p| Some(**p) != from && **p != self.me) {
-                for chunk in first_hop.chunks(MAX_RECORDS_PER_MESSAGE) {
-                    actions.push(Action::Send {
-                        to: *peer,
-                        request: SyncRequestV1::Push {
-                            records: chunk.iter().map(|r| (*r).clone()).collect(),
-                        },
-                    });
-                }
-            }
+        if passed_on.is_empty() {
+            return;
         }
-        if from.is_none() {
-            for chunk in stored.chunks(MAX_RECORDS_PER_MESSAGE) {
-                actions.push(Action::Gossip(chunk.to_vec()));
+        let others = peers.iter().filter(|p| Some(**p) != from && **p != self.me);
+        let hubs_only = from.is_some() && !hub && peers.iter().any(|p| self.hubs.contains(p));
+        let targets: Vec<NodeId> = if hubs_only {
+            others.filter(|p| self.hubs.contains(p)).copied().collect()
+        } else {
+            others.copied().collect()
+        };
+        for peer in &targets {
+            for chunk in passed_on.chunks(MAX_RECORDS_PER_MESSAGE) {
+                actions.push(Action::Send {
+                    to: *peer,
+                    request: SyncRequestV1::Push {
+                        records: chunk.iter().map(|r| (*r).clone()).collect(),
+                    },
+                });
             }
         }
     }

@@ -204,3 +204,32 @@ fn the_same_run_is_the_same_every_time() {
         (0..20).map(|i| two.digest(i)).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_write_reaches_everyone_in_two_hops_with_about_one_push_per_hub_and_member() {
+    const HUBS: usize = 3;
+    let mut sim = Sim::new(NODES, ADMINS, HUBS, 2, 11);
+    sim.max_delay_ms = 20;
+    // Let the connection-time exchanges finish before counting.
+    sim.run_for(1_000);
+    let before = sim.traffic;
+    let body = route(&sim, 0, 30, 8080);
+    let record = sim.write(30, &body, true).expect("written");
+    // Two hops of at most 20 ms each, and no anti-entropy round in between to help.
+    sim.run_for(100);
+    for i in 0..sim.len() {
+        assert_eq!(
+            sim.record(i, &record.id()),
+            Some(record.clone()),
+            "node {i} lacks the write after two hops"
+        );
+    }
+    let pushes = sim.traffic.with_records - before.with_records;
+    // Each hub passes it to every other member; the author and its peers add a few.
+    let bound = ((HUBS + 1) * NODES) as u64;
+    eprintln!("{pushes} pushes carried the write to {NODES} nodes");
+    assert!(
+        pushes <= bound,
+        "{pushes} pushes for one write (at most {bound}): flooding, not two hops through the hubs"
+    );
+}

@@ -1,10 +1,9 @@
 //! A simulated network of replicas: messages delayed at random (so reordered), lost at a
-//! given rate, cut by partitions; nodes that stop and restart from their store; gossip
-//! forwarded hop by hop like gossipsub. Deterministic for a seed: time is simulated and every
+//! given rate, cut by partitions; nodes that stop and restart from their store. Deterministic for a seed: time is simulated and every
 //! random choice comes from one seeded generator.
 
 use crate::record::{Genesis, Member};
-use crate::replication::{Action, Event, MemoryStore, RecordMap, Replica, ReplicaConfig, Via};
+use crate::replication::{Action, Event, MemoryStore, RecordMap, Replica, ReplicaConfig};
 use crate::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
 use crate::{Body, Hlc, MeshId, NodeId, NodeKey, Record, RecordId, Role};
 use rand::rngs::StdRng;
@@ -21,7 +20,6 @@ pub const ANTI_ENTROPY_MS: u64 = 10_000;
 enum Payload {
     Request(SyncRequestV1),
     Response(SyncResponseV1),
-    Gossip { id: u64, records: Vec<Record> },
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +43,6 @@ struct Node {
     /// does not.
     parked: Option<MemoryStore>,
     skew_ms: i64,
-    gossip_seen: BTreeSet<u64>,
 }
 
 /// What the network carried, for the idle checks.
@@ -65,6 +62,8 @@ pub struct Sim {
     ids: Vec<NodeId>,
     index: BTreeMap<NodeId, usize>,
     links: Vec<BTreeSet<usize>>,
+    /// Nodes below this index are hubs (linked to every node).
+    hubs: usize,
     side: Vec<u8>,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     scheduled: BTreeMap<usize, Scheduled>,
@@ -75,7 +74,6 @@ pub struct Sim {
     pub loss_percent: u32,
     /// Largest random delay of a message (reordering), in ms.
     pub max_delay_ms: u64,
-    next_gossip: u64,
     /// Every record a node's write stored: acknowledged to whoever asked for the write.
     pub acknowledged: Vec<Record>,
     /// Refusals seen anywhere (none expected from members' writes).
@@ -145,6 +143,7 @@ impl Sim {
             ids,
             index,
             links,
+            hubs,
             side: vec![0; n],
             queue: BinaryHeap::new(),
             scheduled: BTreeMap::new(),
@@ -153,7 +152,6 @@ impl Sim {
             rng,
             loss_percent: 0,
             max_delay_ms: 1,
-            next_gossip: 0,
             acknowledged: Vec::new(),
             refused: 0,
             traffic: Traffic::default(),
@@ -165,7 +163,6 @@ impl Sim {
                 replica: None,
                 parked: Some(founding.clone()),
                 skew_ms,
-                gossip_seen: BTreeSet::new(),
             });
         }
         for i in 0..n {
@@ -227,14 +224,12 @@ impl Sim {
         let bytes = match &message.payload {
             Payload::Request(r) => postcard::to_stdvec(&SyncRequest::V1(r.clone())),
             Payload::Response(r) => postcard::to_stdvec(&SyncResponse::V1(r.clone())),
-            Payload::Gossip { records, .. } => postcard::to_stdvec(records),
         }
         .map(|b| b.len() as u64)
         .unwrap_or_default();
         let carries_records = match &message.payload {
             Payload::Request(SyncRequestV1::Push { records })
-            | Payload::Response(SyncResponseV1::Delta { records, .. })
-            | Payload::Gossip { records, .. } => !records.is_empty(),
+            | Payload::Response(SyncResponseV1::Delta { records, .. }) => !records.is_empty(),
             _ => false,
         };
         self.traffic.messages += 1;
@@ -284,35 +279,10 @@ impl Sim {
                         });
                     }
                 }
-                Action::Gossip(records) => {
-                    self.next_gossip += 1;
-                    let id = self.next_gossip;
-                    self.nodes[i].gossip_seen.insert(id);
-                    self.flood(i, id, records, None);
-                }
                 Action::Refused(_) => self.refused += 1,
                 Action::Stored { .. } | Action::Purged(_) => {}
                 Action::StoreFailed(never) => match never {},
             }
-        }
-    }
-
-    /// Gossipsub-like forwarding: a message goes to every connected linked peer but its source.
-    fn flood(&mut self, i: usize, id: u64, records: Vec<Record>, source: Option<usize>) {
-        let targets: Vec<usize> = self.links[i]
-            .iter()
-            .copied()
-            .filter(|j| Some(*j) != source && self.reachable(i, *j))
-            .collect();
-        for j in targets {
-            self.send(Message {
-                from: i,
-                to: j,
-                payload: Payload::Gossip {
-                    id,
-                    records: records.clone(),
-                },
-            });
         }
     }
 
@@ -329,7 +299,6 @@ impl Sim {
                 Event::Records {
                     from: from_id,
                     records,
-                    via: Via::Push,
                 },
                 Some(from),
             ),
@@ -351,21 +320,6 @@ impl Sim {
                 },
                 None,
             ),
-            Payload::Gossip { id, records } => {
-                if !self.nodes[to].gossip_seen.insert(id) {
-                    return;
-                }
-                self.handle(
-                    to,
-                    Event::Records {
-                        from: from_id,
-                        records: records.clone(),
-                        via: Via::Gossip,
-                    },
-                    None,
-                );
-                self.flood(to, id, records, Some(from));
-            }
         }
     }
 
@@ -414,7 +368,6 @@ impl Sim {
         if let Some(replica) = self.nodes[i].replica.take() {
             self.nodes[i].parked = Some(replica.into_store());
         }
-        self.nodes[i].gossip_seen.clear();
     }
 
     /// (Re)starts node `i` from its store; it and its reachable peers connect.
@@ -426,6 +379,13 @@ impl Sim {
         };
         let key = NodeKey::from_secret(node.key.secret_bytes());
         node.replica = Replica::new(store, key, Self::config(), seed).ok();
+        let hubs = self.ids[..self.hubs.min(self.ids.len())]
+            .iter()
+            .copied()
+            .collect();
+        if let Some(replica) = self.nodes[i].replica.as_mut() {
+            replica.set_hubs(hubs);
+        }
         self.connect_all(i);
     }
 
