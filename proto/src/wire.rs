@@ -2,8 +2,8 @@
 //!
 //! Each protocol is a libp2p request-response exchange, CBOR-encoded by libp2p's codec (its
 //! golden bytes are pinned where the codec is, `hearth-node`'s `mesh::behaviour`); the failure
-//! detector's stream frames are postcard ([`SwimPacket`], pinned in this module's tests). Record
-//! pushes are [`SyncRequestV1::Push`] requests (docs/replication.md). Adding a `V2`
+//! detector's and record pushes' stream frames are postcard ([`SwimPacket`], [`PushFrame`],
+//! pinned in this module's tests). Adding a `V2`
 //! variant later lets old and new nodes tell each other apart instead of misreading bytes.
 
 use crate::id::{MeshId, NodeId, NodeKey};
@@ -21,12 +21,42 @@ pub const SWIM_PROTOCOL: &str = "/hearth/swim/1";
 /// long-lived stream per peer and direction; [`SWIM_PROTOCOL`] is the fallback for a peer
 /// that does not speak it.
 pub const SWIM_STREAM_PROTOCOL: &str = "/hearth/swim-stream/1";
+/// Record pushes as length-prefixed frames ([`PushFrame::encode`]) on one long-lived stream
+/// per peer and direction, unanswered; a push too large for a frame, and any push to a peer
+/// that does not speak this protocol, is a [`SyncRequestV1::Push`] on [`SYNC_PROTOCOL`].
+pub const PUSH_STREAM_PROTOCOL: &str = "/hearth/push-stream/1";
+/// Largest [`PushFrame`] sent or accepted.
+pub const MAX_PUSH_FRAME: usize = 256 * 1024;
 /// Largest failure-detector packet; foca keeps its packets under this.
 pub const MAX_SWIM_PACKET: usize = 1400;
 /// Most records in one message; larger sets are sent in several.
 pub const MAX_RECORDS_PER_MESSAGE: usize = 2048;
 /// Largest encoded request or response accepted from a peer.
 pub const MAX_MESSAGE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Records pushed to a member on [`PUSH_STREAM_PROTOCOL`]: validated each on its own, as a
+/// [`SyncRequestV1::Push`] is, but not acknowledged (anti-entropy repairs a lost one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PushFrame {
+    /// First version.
+    V1 {
+        /// The records.
+        records: Vec<Record>,
+    },
+}
+
+impl PushFrame {
+    /// One frame (postcard; the variant index first, so a reader refuses a frame of a kind it
+    /// does not know).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    /// Parses a frame; never panics on garbage.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
 
 /// One failure-detector packet (foca's encoding inside), sent to one member over the
 /// authenticated control connection. Liveness lives here, in memory, not in stored records.

@@ -201,7 +201,11 @@ pub struct MeshActor {
     /// The start time each member last announced, to notice restarts.
     pub(super) peer_starts: HashMap<NodeId, u64>,
     /// The failure detector's streams, once the actor runs.
-    pub(super) swim_streams: Option<super::swim_streams::SwimStreams>,
+    pub(super) swim_streams:
+        Option<super::frame_streams::FrameStreams<hearth_proto::wire::SwimPacket>>,
+    /// Record pushes' streams, once the actor runs.
+    pub(super) push_streams:
+        Option<super::frame_streams::FrameStreams<hearth_proto::wire::PushFrame>>,
     /// When each member was last introduced to the failure detector (`liveness::reintroduce`).
     pub(super) introduced: HashMap<NodeId, Instant>,
     readiness: Readiness,
@@ -305,6 +309,7 @@ impl MeshActor {
             started_ms,
             peer_starts: HashMap::new(),
             swim_streams: None,
+            push_streams: None,
             introduced: HashMap::new(),
             readiness: Readiness::new(settings_listeners),
             view: links.view,
@@ -345,10 +350,14 @@ impl MeshActor {
             info!(mesh = %self.mesh.short(), "mesh actor started");
             let mut maintain = tokio::time::interval(Duration::from_millis(500));
             let mut anti_entropy = tokio::time::interval(self.settings.anti_entropy);
-            let control = self.swarm.behaviour().swim_stream.new_control();
+            let control = self.swarm.behaviour().streams.new_control();
             let (streams, mut swim_inbound) =
-                super::swim_streams::SwimStreams::start(control, cancel.child_token());
+                super::frame_streams::FrameStreams::start(control, cancel.child_token());
             self.swim_streams = Some(streams);
+            let control = self.swarm.behaviour().streams.new_control();
+            let (streams, mut push_inbound) =
+                super::frame_streams::FrameStreams::start(control, cancel.child_token());
+            self.push_streams = Some(streams);
             loop {
                 let derive_due = self.derived.due.unwrap_or_else(Instant::now);
                 let swim_due = self
@@ -365,6 +374,7 @@ impl MeshActor {
                     Some(flushed) = self.flushed.recv() => self.flushed(flushed),
                     event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                     Some(inbound) = swim_inbound.recv() => self.swim_stream_event(inbound),
+                    Some(inbound) = push_inbound.recv() => self.push_stream_event(inbound),
                     Some(wanted) = container_routes.recv() => self.sync_container_routes(wanted),
                     Some(request) = writes.recv() => self.write_for(request),
                     _ = maintain.tick() => self.maintain(),
@@ -570,6 +580,9 @@ impl MeshActor {
                 if num_established == 0 {
                     self.peers.remove(&peer);
                     if let Some(streams) = self.swim_streams.as_mut() {
+                        streams.disconnected(&peer);
+                    }
+                    if let Some(streams) = self.push_streams.as_mut() {
                         streams.disconnected(&peer);
                     }
                 } else if let Some(state) = self.peers.get_mut(&peer) {

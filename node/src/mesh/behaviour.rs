@@ -33,8 +33,9 @@ pub struct MeshBehaviour {
     pub sync: cbor::Behaviour<SyncRequest, SyncResponse>,
     /// Failure-detector packets to peers that do not speak the stream protocol.
     pub swim: cbor::Behaviour<SwimPacket, SwimReceipt>,
-    /// Failure-detector packets as frames on long-lived streams (`mesh::swim_streams`).
-    pub swim_stream: libp2p_stream::Behaviour,
+    /// Failure-detector packets and record pushes as frames on long-lived streams
+    /// (`mesh::frame_streams`).
+    pub streams: libp2p_stream::Behaviour,
     /// Asks peers to dial this node's observed addresses back (AutoNAT v2): is it public?
     pub autonat: autonat::v2::client::Behaviour,
     /// Dials peers' addresses back for them; off in the short-lived `hearthd join` swarm, so
@@ -163,7 +164,7 @@ pub fn build_swarm(
             join: codec(JOIN_PROTOCOL),
             sync: codec(SYNC_PROTOCOL),
             swim: swim_codec(),
-            swim_stream: libp2p_stream::Behaviour::new(),
+            streams: libp2p_stream::Behaviour::new(),
             autonat: autonat::v2::client::Behaviour::new(
                 rand::rngs::OsRng,
                 autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),

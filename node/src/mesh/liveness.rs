@@ -2,9 +2,9 @@
 //! members' control connections and acting on what it concludes. See docs/edges.md.
 
 use super::actor::MeshActor;
+use super::frame_streams::{Inbound, NotSent};
 use super::peer_id::{node_id, peer_id};
 use super::swim::SwimOutput;
-use super::swim_streams::SwimInbound;
 use crate::clock::now_ms;
 use hearth_proto::wire::{SwimPacket, SwimReceipt};
 use hearth_proto::NodeId;
@@ -97,10 +97,10 @@ impl MeshActor {
     }
 
     /// What the failure detector's streams delivered.
-    pub(super) fn swim_stream_event(&mut self, inbound: SwimInbound) {
+    pub(super) fn swim_stream_event(&mut self, inbound: Inbound<SwimPacket>) {
         match inbound {
-            SwimInbound::Packet(peer, packet) => self.take_swim_packet(peer, packet),
-            SwimInbound::Unsupported(peer) => {
+            Inbound::Frame(peer, packet) => self.take_swim_packet(peer, packet),
+            Inbound::Unsupported(peer) => {
                 debug!(%peer, "no failure-detector streams: request-response for this peer");
                 if let Some(streams) = self.swim_streams.as_mut() {
                     streams.unsupported(peer);
@@ -156,8 +156,10 @@ impl MeshActor {
     fn send_swim(&mut self, to: NodeId, packet: SwimPacket) {
         let peer = peer_id(&to);
         if let Some(streams) = self.swim_streams.as_mut() {
-            if streams.send(peer, &packet) {
-                return;
+            match streams.send(peer, &packet) {
+                // A dropped packet is a missed probe to the detector, which it is.
+                Ok(()) | Err(NotSent::Dropped) => return,
+                Err(NotSent::OtherWay) => {}
             }
         }
         self.swarm.behaviour_mut().swim.send_request(&peer, packet);

@@ -4,13 +4,14 @@
 //! (what to store, push, ask and answer) are the core's; see docs/replication.md.
 
 use super::actor::MeshActor;
+use super::frame_streams::{Inbound, NotSent};
 use super::peer_id::{node_id, peer_id};
 use crate::clock::now_ms;
 use crate::store::{Applied, ApplyError, StoreError};
 use hearth_proto::api::{ApiError, ApiErrorKind};
 use hearth_proto::membership::Rejection;
 use hearth_proto::replication::{Action, Event};
-use hearth_proto::wire::{SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
+use hearth_proto::wire::{PushFrame, SyncRequest, SyncRequestV1, SyncResponse, SyncResponseV1};
 use hearth_proto::{Body, NodeId, Record};
 use libp2p::request_response::{self, Message};
 use libp2p::PeerId;
@@ -68,12 +69,7 @@ impl MeshActor {
 
     fn carry_out(&mut self, action: Action<StoreError>, carried: &mut Carried) {
         match action {
-            Action::Send { to, request } => {
-                self.swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_request(&peer_id(&to), SyncRequest::V1(request));
-            }
+            Action::Send { to, request } => self.send_sync(to, request),
             Action::Reply(response) => carried.reply = Some(response),
             Action::Stored { records, from } => {
                 self.mark_unflushed();
@@ -93,6 +89,53 @@ impl MeshActor {
                 info!(purged = n, "purged expired tombstones");
             }
             Action::StoreFailed(e) => warn!(error = %e, "store failed while replicating"),
+        }
+    }
+
+    /// Sends a request of the replication core: a push as a frame on `to`'s push stream
+    /// (unanswered), anything else, and a push the stream cannot take, as a request.
+    fn send_sync(&mut self, to: NodeId, request: SyncRequestV1) {
+        let peer = peer_id(&to);
+        let request = match (request, self.push_streams.as_mut()) {
+            (SyncRequestV1::Push { records }, Some(streams)) => {
+                let frame = PushFrame::V1 { records };
+                match streams.send(peer, &frame) {
+                    Ok(()) => return,
+                    Err(NotSent::Dropped) => {
+                        debug!(to = %to.short(), "push dropped: the peer is behind; anti-entropy will bring it");
+                        return;
+                    }
+                    Err(NotSent::OtherWay) => {
+                        let PushFrame::V1 { records } = frame;
+                        SyncRequestV1::Push { records }
+                    }
+                }
+            }
+            (request, _) => request,
+        };
+        self.swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::V1(request));
+    }
+
+    /// What a push stream delivered: records from a member, or a peer that does not speak
+    /// the protocol (it gets pushes as requests from now on).
+    pub(super) fn push_stream_event(&mut self, inbound: Inbound<PushFrame>) {
+        match inbound {
+            Inbound::Frame(peer, PushFrame::V1 { records }) => {
+                let Some(from) = node_id(&peer).filter(|_| self.is_member_peer(&peer)) else {
+                    return;
+                };
+                // Nothing answers a frame; what is stored is flushed at the end of the turn.
+                self.replicate(Event::Records { from, records });
+            }
+            Inbound::Unsupported(peer) => {
+                debug!(%peer, "no push streams: requests for this peer");
+                if let Some(streams) = self.push_streams.as_mut() {
+                    streams.unsupported(peer);
+                }
+            }
         }
     }
 

@@ -1,8 +1,27 @@
-//! Golden bytes of the wire messages encoded by postcard here: the failure detector's stream
-//! frames (the request-response messages are CBOR, pinned beside libp2p's codec in
-//! `hearth-node`).
+//! Golden bytes of the wire messages encoded by postcard here: the failure detector's and
+//! record pushes' stream frames (the request-response messages are CBOR, pinned beside
+//! libp2p's codec in `hearth-node`).
 
 use super::*;
+use crate::record::golden::{golden_record, GOLDEN_RECORD};
+
+#[test]
+fn a_push_frame_encodes_to_its_golden_bytes_and_back() {
+    let push = PushFrame::V1 {
+        records: vec![golden_record()],
+    };
+    // `V1` (variant 0), one record, the pinned envelope.
+    let golden = format!("0001{GOLDEN_RECORD}");
+    assert_eq!(hex::encode(push.encode()), golden);
+    assert_eq!(
+        PushFrame::decode(&hex::decode(&golden).unwrap()).unwrap(),
+        push
+    );
+    assert!(
+        PushFrame::decode(&[0x01, 0x00]).is_err(),
+        "an unknown version"
+    );
+}
 
 #[test]
 fn a_failure_detector_frame_encodes_to_its_golden_bytes_and_back() {
