@@ -263,7 +263,8 @@ pub struct TunnelConfig {
     /// UDP socket address of the endpoint (`HEARTH_TUNNEL_LISTEN`). Port 0 picks one.
     pub listen: String,
     /// Seconds without any packet after which a tunnel counts as dead. Keep-alives are sent
-    /// at a third of this, so a NAT mapping stays open and a dead edge is noticed in time.
+    /// at a third of this, so a NAT mapping stays open. A dead member is found sooner by the
+    /// failure detector, whose verdict closes its tunnels at once.
     pub idle_timeout_secs: u64,
     /// Most proxied connections one member may have open through one tunnel at once.
     pub max_streams_per_member: u32,
@@ -273,7 +274,7 @@ impl Default for TunnelConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:7701".into(),
-            idle_timeout_secs: 9,
+            idle_timeout_secs: 30,
             max_streams_per_member: 1024,
         }
     }

@@ -187,7 +187,9 @@ impl Store {
         const STEP: std::time::Duration = std::time::Duration::from_millis(25);
         let started = std::time::Instant::now();
         loop {
-            match sled::Config::new().path(path).open() {
+            // No periodic flush of sled's own: the group-commit thread (`flusher`) flushes
+            // what needs it, and sled's 500 ms timer woke an idle node for nothing.
+            match sled::Config::new().path(path).flush_every_ms(None).open() {
                 Ok(db) => return Ok(db),
                 Err(e) => match Self::classify(path, e) {
                     StoreError::Locked(_) if started.elapsed() < GRACE => std::thread::sleep(STEP),

@@ -83,15 +83,19 @@ fn swim_codec() -> cbor::Behaviour<SwimPacket, SwimReceipt> {
 }
 
 /// Silence after which a QUIC control-plane connection is dead, and the keep-alive that keeps
-/// a live one (and its NAT mapping: home routers drop UDP mappings after 30 s or more) from
-/// falling silent. Not what finds dead members (the failure detector does); a member's new
-/// start time closes the connections to its old process. A 1 s
-/// keep-alive was about 4 packets a second on every connection of an idle mesh.
-const QUIC_IDLE_TIMEOUT_MS: u32 = 30_000;
-const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// a live one (and its NAT mapping: home routers drop UDP mappings after 30 s or more, Linux
+/// after 120 s once both ways have spoken) from falling silent. Not what finds dead members
+/// (the failure detector does); a member's new start time closes the connections to its old
+/// process. A 1 s keep-alive was about 4 packets a second on every connection of an idle
+/// mesh; every 10 s was still a packet and its acknowledgement every 10 s on each of a hub's
+/// connections.
+const QUIC_IDLE_TIMEOUT_MS: u32 = 60_000;
+const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
-/// libp2p ping on every connection: see [`build_swarm`].
-const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// libp2p ping on every connection: see [`build_swarm`]. Each ping is a request and an
+/// answer and their acknowledgements, from both ends: every 15 s that was the largest part of
+/// an idle hub's traffic after the failure detector's.
+const PING_INTERVAL: Duration = Duration::from_secs(60);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often AutoNAT tests untested candidate addresses: often, because a public node is

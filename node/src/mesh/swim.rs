@@ -81,6 +81,14 @@ impl SwimTiming {
             num_members: std::num::NonZeroUsize::MIN,
         });
         config.remove_down_after = Some(Duration::from_secs(3600));
+        // Every 30 s (foca's LAN default) each member announced itself to a random one and
+        // got a full member list back (up to a whole packet, most often through a hub): the
+        // largest packets of an idle mesh. Joins, connections (`liveness::introduce_to`) and
+        // the announces to down members above already tell members about each other.
+        config.periodic_announce = Some(foca::PeriodicParams {
+            frequency: Duration::from_secs(300),
+            num_members: std::num::NonZeroUsize::MIN,
+        });
         config
     }
 }
