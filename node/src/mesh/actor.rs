@@ -220,8 +220,9 @@ pub struct MeshActor {
     pub(super) election: Election,
     /// When the election runs next if nothing changes before.
     pub(super) election_due: Instant,
-    /// The election and view that stored records call for, run once per burst.
-    pub(super) derived: super::replication::Derived,
+    /// Every stored Route record's body, by record key (`view::routes_stored` keeps it
+    /// current): the view is derived from it for every stored record.
+    pub(super) routes: BTreeMap<String, hearth_proto::route::Route>,
     /// Every stored NodeInfo, decoded (`edges::infos_stored` keeps it current).
     pub(super) infos: Arc<BTreeMap<NodeId, NodeInfo>>,
     /// Liveness of the other members (SWIM), in memory.
@@ -284,6 +285,7 @@ impl MeshActor {
             rand::random(),
         );
         let infos = Arc::new(Self::load_infos(&store)?);
+        let routes = Self::load_routes(&store)?;
         let (flushed_tx, flushed) = mpsc::unbounded_channel();
         let flusher = crate::store::flusher::Flusher::start(store.clone(), flushed_tx)?;
         let mut actor = Self {
@@ -319,7 +321,7 @@ impl MeshActor {
             reach: ReachTracker::default(),
             election: Election::default(),
             election_due: Instant::now(),
-            derived: Default::default(),
+            routes,
             infos,
             swim,
             flusher,
@@ -359,7 +361,6 @@ impl MeshActor {
                 super::frame_streams::FrameStreams::start(control, cancel.child_token());
             self.push_streams = Some(streams);
             loop {
-                let derive_due = self.derived.due.unwrap_or_else(Instant::now);
                 let swim_due = self
                     .swim
                     .next_deadline()
@@ -381,7 +382,6 @@ impl MeshActor {
                     _ = anti_entropy.tick() => self.anti_entropy_round(),
                     _ = tokio::time::sleep_until(swim_due.into()) => self.swim_tick(),
                     _ = tokio::time::sleep_until(self.election_due.into()) => self.election_tick(),
-                    _ = tokio::time::sleep_until(derive_due.into()), if self.derived.due.is_some() => self.derive(),
                 }
                 self.end_of_turn();
             }

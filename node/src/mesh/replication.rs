@@ -86,6 +86,7 @@ impl MeshActor {
             }
             Action::Purged(n) => {
                 self.mark_unflushed();
+                self.reload_routes();
                 info!(purged = n, "purged expired tombstones");
             }
             Action::StoreFailed(e) => warn!(error = %e, "store failed while replicating"),
@@ -139,13 +140,13 @@ impl MeshActor {
         }
     }
 
-    /// What newly stored records change on this node: membership at once; the election and
-    /// the data plane's view once a burst of records has arrived ([`DERIVE_AFTER`]).
+    /// What newly stored records change on this node: membership, the election, the view.
     pub(super) fn apply_locally(&mut self, stored: &[Record]) {
         if stored.is_empty() {
             return;
         }
         self.infos_stored(stored);
+        self.routes_stored(stored);
         if stored.iter().any(|r| {
             matches!(
                 r.kind,
@@ -162,7 +163,7 @@ impl MeshActor {
                     | hearth_proto::Kind::NodeInfo
             )
         }) {
-            self.derived.election_stale = true;
+            self.refresh_election();
         }
         // A member that restarted is dialed now rather than when its backoff ends.
         for record in stored
@@ -175,20 +176,8 @@ impl MeshActor {
         }
         // Every kind but the genesis shows in the data plane's view.
         if stored.iter().any(|r| r.kind != hearth_proto::Kind::Genesis) {
-            self.derived
-                .due
-                .get_or_insert_with(|| Instant::now() + DERIVE_AFTER);
+            self.publish_view();
         }
-    }
-
-    /// Reruns what stored records called for since the last time: the election if NodeInfo
-    /// or membership records came, then the view.
-    pub(super) fn derive(&mut self) {
-        self.derived.due = None;
-        if std::mem::take(&mut self.derived.election_stale) {
-            self.refresh_election();
-        }
-        self.publish_view();
     }
 
     /// A member connected: the core sends it every version this node holds.
@@ -285,19 +274,4 @@ impl MeshActor {
             _ => {}
         }
     }
-}
-
-/// How long after a stored record the election and the view are derived again. A burst of
-/// records (a member publishing several routes, a hub passing them on, anti-entropy) costs
-/// one derivation, which reads and decodes every route, instead of one per record; a
-/// route reaches the data plane this much later.
-pub(super) const DERIVE_AFTER: Duration = Duration::from_millis(10);
-
-/// Derivations that stored records called for and that have not run yet.
-#[derive(Debug, Default)]
-pub(super) struct Derived {
-    /// When they run.
-    pub(super) due: Option<Instant>,
-    /// NodeInfo or membership records came: the election too.
-    pub(super) election_stale: bool,
 }

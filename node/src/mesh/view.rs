@@ -3,11 +3,43 @@
 use super::actor::MeshActor;
 use crate::view::{CertView, EdgeInfo, LiveRoute, MeshView};
 use hearth_proto::election::edge_ips;
-use hearth_proto::{Body, Kind};
+use hearth_proto::route::Route;
+use hearth_proto::{Body, Kind, Record};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::warn;
 
 impl MeshActor {
+    /// Every stored Route record's body by record key: the route cache's starting point.
+    pub(super) fn load_routes(
+        store: &crate::store::Store,
+    ) -> Result<BTreeMap<String, Route>, crate::store::StoreError> {
+        Ok(store
+            .routes()?
+            .into_iter()
+            .map(|(record, route)| (record.key, route))
+            .collect())
+    }
+
+    /// Newly stored Route records (tombstones included) update the route cache. Before, the
+    /// view was derived by reading and decoding every route from the store for each record
+    /// stored, which a burst of publishes made quadratic.
+    pub(super) fn routes_stored(&mut self, stored: &[Record]) {
+        for record in stored.iter().filter(|r| r.kind == Kind::Route) {
+            if let Ok(Body::Route(route)) = record.decode_body() {
+                self.routes.insert(record.key.clone(), route);
+            }
+        }
+    }
+
+    /// Tombstones were purged from the store: the cache reads it again.
+    pub(super) fn reload_routes(&mut self) {
+        match Self::load_routes(&self.store) {
+            Ok(routes) => self.routes = routes,
+            Err(e) => warn!(error = %e, "cannot read the routes"),
+        }
+    }
+
     /// Recomputes the view from the store and the latest election, and sends it if it
     /// changed.
     pub(super) fn publish_view(&mut self) {
@@ -55,11 +87,13 @@ impl MeshActor {
                 },
             );
         }
-        for (_, route) in self.store.routes()? {
-            let Some(target) = route.target else { continue };
+        for route in self.routes.values() {
+            let Some(target) = route.target.clone() else {
+                continue;
+            };
             if view.members.contains(&route.node) {
                 view.routes.push(LiveRoute {
-                    spec: route.spec,
+                    spec: route.spec.clone(),
                     node: route.node,
                     target,
                     proxy_protocol: route.proxy_protocol,
