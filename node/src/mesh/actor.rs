@@ -182,8 +182,6 @@ pub struct MeshActor {
     pub(super) membership: Membership,
     /// The replication core: what to store, push, ask and answer.
     pub(super) replica: hearth_proto::replication::Replica<Store>,
-    /// Signs failure-detector packets sent through another member.
-    pub(super) key: NodeKey,
     /// Which members keep control connections to each other, and this node's share.
     pub(super) topology: super::topology::Topology,
     pub(super) control_peers: BTreeSet<NodeId>,
@@ -258,7 +256,7 @@ impl MeshActor {
         let membership = store.membership()?.ok_or(crate::NodeError::NoMesh)?;
         let replica = hearth_proto::replication::Replica::new(
             store.clone(),
-            NodeKey::from_secret(key.secret_bytes()),
+            key,
             hearth_proto::replication::ReplicaConfig {
                 max_clock_ahead_ms: settings.max_clock_ahead.as_millis() as u64,
                 tombstone_ttl_ms: settings.tombstone_ttl.as_millis() as u64,
@@ -296,7 +294,6 @@ impl MeshActor {
             swarm,
             membership,
             replica,
-            key,
             topology: Default::default(),
             control_peers: BTreeSet::new(),
             peers: HashMap::new(),

@@ -28,7 +28,9 @@ use tracing::{debug, info};
 
 /// First wait between asks for an unconfirmed port; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest wait: an unconfirmed port is asked about every 5 minutes at most, since each
+/// failed dial-back costs its server a QUIC handshake of 1,200-byte packets until it times out.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Most dial-backs a node runs for others at once.
 const MAX_SERVING: usize = 16;
 

@@ -114,34 +114,64 @@ impl MeshActor {
         let Some(node) = node_id(&peer).filter(|_| self.is_member_peer(&peer)) else {
             return;
         };
-        let origin = match &request {
-            SwimPacket::V1 { .. } => node,
-            SwimPacket::Forwarded { to, .. } if *to != self.me => {
-                let to = *to;
+        let (origin, bytes) = match request {
+            SwimPacket::V1 { bytes } => (node, bytes),
+            SwimPacket::Relay { to, bytes } => {
+                self.relay_swim(node, to, bytes);
+                return;
+            }
+            SwimPacket::Relayed { origin, bytes } => {
+                // The relaying member vouches for the origin; foca's header must name it too
+                // (`Swim::receive` checks).
+                if !self.membership.is_member(&origin) || origin == self.me {
+                    return self.refuse_swim(&peer, "relayed packet from a non-member");
+                }
+                (origin, bytes)
+            }
+            // What nodes before `Relay` sent; still passed on and taken.
+            SwimPacket::Forwarded { to, .. } if to != self.me => {
                 self.forward_swim(node, to, request);
                 return;
             }
             SwimPacket::Forwarded { origin, .. } => {
-                if !self.membership.is_member(origin) || !request.verify_forwarded(&self.mesh) {
-                    debug!(%peer, origin = %origin.short(), "forwarded failure-detector packet refused");
-                    *self.rejected.entry("swim").or_default() += 1;
-                    return;
+                if !self.membership.is_member(&origin) || !request.verify_forwarded(&self.mesh) {
+                    return self.refuse_swim(&peer, "forwarded packet not signed by a member");
                 }
-                *origin
+                let SwimPacket::Forwarded { bytes, .. } = request else {
+                    return;
+                };
+                (origin, bytes)
             }
         };
-        let (SwimPacket::V1 { bytes } | SwimPacket::Forwarded { bytes, .. }) = request;
         match self.swim.receive(origin, &bytes, Instant::now()) {
             Ok(output) => self.apply_swim(output),
-            Err(e) => {
-                debug!(%peer, error = %e, "failure-detector packet refused");
-                *self.rejected.entry("swim").or_default() += 1;
-            }
+            Err(e) => self.refuse_swim(&peer, &e.to_string()),
         }
     }
 
-    /// Passes a packet from `from` on to `to`, when `from` wrote it (one hop, no loops) and
-    /// this node has a connection to `to`; the addressee checks the origin's signature.
+    fn refuse_swim(&mut self, peer: &PeerId, why: &str) {
+        debug!(%peer, why, "failure-detector packet refused");
+        *self.rejected.entry("swim").or_default() += 1;
+    }
+
+    /// Passes a packet `from` wrote on to `to`, vouching for its origin, when this node has a
+    /// connection to `to` (one hop: a relayed packet is never relayed again).
+    fn relay_swim(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        if to == self.me || !self.membership.is_member(&to) || !self.connected_to(&to) {
+            return;
+        }
+        self.send_swim(
+            to,
+            SwimPacket::Relayed {
+                origin: from,
+                bytes,
+            },
+        );
+    }
+
+    /// Passes an older node's signed packet from `from` on to `to`, when `from` wrote it (one
+    /// hop, no loops) and this node has a connection to `to`; the addressee checks the
+    /// origin's signature.
     fn forward_swim(&mut self, from: NodeId, to: NodeId, packet: SwimPacket) {
         let SwimPacket::Forwarded { origin, .. } = &packet else {
             return;
@@ -185,8 +215,8 @@ impl MeshActor {
     }
 
     /// Sends the detector's packets and acts on its conclusions. A packet for a member this
-    /// node keeps no connection to goes through a member that has one (signed, so it cannot
-    /// be forged on the way); with none, it is dropped: the detector counts it as lost and
+    /// node keeps no connection to goes through a member that has one (which vouches for its
+    /// origin); with none, it is dropped: the detector counts it as lost and
     /// asks others to probe through their connections, which is how members behind
     /// different NATs vouch for each other without dialing.
     pub(super) fn apply_swim(&mut self, output: SwimOutput) {
@@ -197,7 +227,10 @@ impl MeshActor {
                 };
                 self.send_swim(node, packet);
             } else if let Some(via) = self.forwarder_for(&node) {
-                let packet = SwimPacket::forwarded(&self.key, &self.mesh, node, bytes.to_vec());
+                let packet = SwimPacket::Relay {
+                    to: node,
+                    bytes: bytes.to_vec(),
+                };
                 self.send_swim(via, packet);
             }
         }

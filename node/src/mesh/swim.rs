@@ -81,6 +81,10 @@ impl SwimTiming {
             num_members: std::num::NonZeroUsize::MIN,
         });
         config.remove_down_after = Some(Duration::from_secs(3600));
+        // foca's own gossip timer fires every 200 ms whether or not there is news, waking the
+        // mesh actor five times a second in an idle mesh; [`Swim`] gossips on the same
+        // schedule, only while there is news ([`GOSSIP_EVERY`]).
+        config.periodic_gossip = None;
         // Every 30 s (foca's LAN default) each member announced itself to a random one and
         // got a full member list back (up to a whole packet, most often through a hub): the
         // largest packets of an idle mesh. Joins, connections (`liveness::introduce_to`) and
@@ -92,6 +96,10 @@ impl SwimTiming {
         config
     }
 }
+
+/// How often news (a member joined, suspected, down) is gossiped to a few members while there
+/// is any: foca's LAN default.
+const GOSSIP_EVERY: Duration = Duration::from_millis(200);
 
 /// What the actor must do after the detector ran.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -131,6 +139,8 @@ pub struct Swim {
     timer_seq: u64,
     alive: BTreeSet<NodeId>,
     down: BTreeSet<NodeId>,
+    /// When news is gossiped next; `None` when there is none.
+    gossip_due: Option<Instant>,
 }
 
 /// A foca timer in the heap (ordered by deadline and sequence only).
@@ -173,6 +183,7 @@ impl Swim {
             timer_seq: 0,
             alive: BTreeSet::new(),
             down: BTreeSet::new(),
+            gossip_due: None,
         }
     }
 
@@ -189,7 +200,11 @@ impl Swim {
 
     /// The earliest pending timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        let timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        match (timer, self.gossip_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Introduces this node to `node` (a member just connected): foca learns the rest of the
@@ -241,6 +256,13 @@ impl Swim {
             }
             output.merge(self.drain(now));
         }
+        if self.gossip_due.is_some_and(|at| at <= now) {
+            self.gossip_due = None;
+            if let Err(e) = self.foca.gossip(&mut self.runtime) {
+                tracing::debug!(error = %e, "failure detector: gossip");
+            }
+            output.merge(self.drain(now));
+        }
         output
     }
 
@@ -274,6 +296,11 @@ impl Swim {
     fn drain(&mut self, now: Instant) -> SwimOutput {
         let mut output = SwimOutput::default();
         self.take_queued(now, &mut output);
+        if self.foca.updates_backlog() == 0 {
+            self.gossip_due = None;
+        } else if self.gossip_due.is_none() {
+            self.gossip_due = Some(now + GOSSIP_EVERY);
+        }
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
                 OwnedNotification::Rejoin(_) => output.rejoined = true,

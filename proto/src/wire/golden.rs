@@ -43,5 +43,27 @@ fn a_failure_detector_frame_encodes_to_its_golden_bytes_and_back() {
     // `Forwarded` (variant 1), then the addressee's 32 bytes.
     assert_eq!(hex::encode(&bytes[..1]), "01");
     assert_eq!(SwimPacket::decode(&bytes).unwrap(), forwarded);
+    let relay = SwimPacket::Relay {
+        to: crate::id::NodeId::from_proven_bytes([8; 32]),
+        bytes: vec![4, 5],
+    };
+    // `Relay` (variant 2), the addressee's 32 bytes, two bytes.
+    let golden = format!("02{}020405", "08".repeat(32));
+    assert_eq!(hex::encode(relay.encode()), golden);
+    assert_eq!(
+        SwimPacket::decode(&hex::decode(&golden).unwrap()).unwrap(),
+        relay
+    );
+    let relayed = SwimPacket::Relayed {
+        origin: crate::id::NodeId::from_proven_bytes([6; 32]),
+        bytes: vec![4, 5],
+    };
+    // `Relayed` (variant 3), the origin's 32 bytes, two bytes.
+    let golden = format!("03{}020405", "06".repeat(32));
+    assert_eq!(hex::encode(relayed.encode()), golden);
+    assert_eq!(
+        SwimPacket::decode(&hex::decode(&golden).unwrap()).unwrap(),
+        relayed
+    );
     assert!(SwimPacket::decode(&[0x07, 0x00]).is_err());
 }

@@ -233,6 +233,20 @@ fn messages() -> Vec<(String, Message)> {
                 vec![1, 2, 3],
             )),
         ),
+        (
+            "swim_relay",
+            Message::SwimPacket(SwimPacket::Relay {
+                to: NodeKey::from_secret([2; 32]).id(),
+                bytes: vec![1, 2, 3],
+            }),
+        ),
+        (
+            "swim_relayed",
+            Message::SwimPacket(SwimPacket::Relayed {
+                origin: NodeKey::from_secret([1; 32]).id(),
+                bytes: vec![1, 2, 3],
+            }),
+        ),
         ("swim_receipt", Message::SwimReceipt(SwimReceipt::V1)),
     ]
     .into_iter()
@@ -267,6 +281,8 @@ const GOLDEN: &[(&str, &str)] = &[
     ("differs", "a16256316744696666657273"),
     ("swim_packet", "a1625631a165627974657343010203"),
     ("swim_forwarded", "a169466f72776172646564a462746f98201881183918770e18a8187d17185f185618a31854186618c3184c187e18cc18cb188d188a189118b418ee183718a2185d18f60f185b188f18c918b31894666f726967696e9820188a188818e318dd18740918f1189518fd185218db182d183c18ba185d187218ca18670918bf181d189412181b18f3187418880118b40f186f185c65627974657343010203697369676e6174757265584075bb4b4e3c20b12aab6ab45ce7249e7680d07bb336563baad44eb4ea32902ec0444950230ad510c539656ce3e7d9410ea1363f6f077178e10197f8eea4e84f0b"),
+    ("swim_relay", "a16552656c6179a262746f98201881183918770e18a8187d17185f185618a31854186618c3184c187e18cc18cb188d188a189118b418ee183718a2185d18f60f185b188f18c918b3189465627974657343010203"),
+    ("swim_relayed", "a16752656c61796564a2666f726967696e9820188a188818e318dd18740918f1189518fd185218db182d183c18ba185d187218ca18670918bf181d189412181b18f3187418880118b40f186f185c65627974657343010203"),
     ("swim_receipt", "625631"),
     ("join_refused_not_an_invite", "a1625631a1634572726d6e6f745f616e5f696e76697465"),
     ("join_refused_bad_character", "a1625631a163457272a16d6261645f636861726163746572a168706f736974696f6e09"),

@@ -20,6 +20,8 @@ struct Net {
     now: Instant,
     rejoined: BTreeSet<NodeId>,
     packets: usize,
+    /// Timer wake-ups: how often some node's deadline came due.
+    wakes: usize,
     /// When set, only the pairs it wants are connected, and a packet between two others goes
     /// through a member connected to both (a hub first), as the mesh actor forwards it.
     topology: Option<crate::mesh::topology::Topology>,
@@ -56,6 +58,7 @@ impl Net {
             now: Instant::now(),
             rejoined: BTreeSet::new(),
             packets: 0,
+            wakes: 0,
             topology: None,
         }
     }
@@ -130,6 +133,9 @@ impl Net {
             for id in self.ids.clone() {
                 if self.dead.contains(&id) {
                     continue;
+                }
+                if self.nodes[&id].next_deadline().is_some_and(|at| at <= now) {
+                    self.wakes += 1;
                 }
                 let output = self.nodes.get_mut(&id).unwrap().tick(now);
                 self.take(id, output);
@@ -260,6 +266,26 @@ fn idle_traffic_per_node_does_not_grow_with_the_mesh() {
     assert!(
         large < small * 2.0,
         "5 nodes: {small:.1}/s, 40 nodes: {large:.1}/s"
+    );
+}
+
+#[test]
+fn an_idle_detector_wakes_only_to_probe() {
+    let mut net = Net::new(10);
+    net.join_all();
+    net.run(Duration::from_secs(20));
+    assert!(net
+        .ids
+        .iter()
+        .all(|id| net.alive_at(*id) == &net.others(*id)));
+    net.wakes = 0;
+    net.run(Duration::from_secs(20));
+    let per_node_per_period = net.wakes as f64 / 10.0 / 20.0;
+    // The probe, the probe's round trip deadline, the odd suspicion timer; foca's own gossip
+    // timer (every 200 ms, news or not) made it about 8.
+    assert!(
+        per_node_per_period <= 3.0,
+        "{per_node_per_period:.1} wake-ups per node per period"
     );
 }
 
