@@ -86,7 +86,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run(Cli::parse()).await {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", report(&e));
         std::process::exit(1);
     }
 }
@@ -177,5 +177,52 @@ async fn wait_for_signal() {
                 None => std::future::pending::<()>().await,
             }
         } => {}
+    }
+}
+
+/// The error and its causes on one line, each said once: many of the project's errors already
+/// carry their source's text in their own message (`invite refused: {0}`), which anyhow's
+/// `{:#}` would print a second time.
+fn report(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+    use hearth_node::NodeError;
+    use hearth_proto::invite::InviteError;
+
+    #[test]
+    fn an_error_that_quotes_its_cause_is_printed_once() {
+        let e = anyhow::Error::from(NodeError::from(InviteError::NotAnInvite));
+        let text = report(&e);
+        assert_eq!(text, NodeError::from(InviteError::NotAnInvite).to_string());
+        assert_eq!(
+            text.matches("not a Hearth invite code").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn context_and_a_cause_it_does_not_quote_are_both_printed() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::from(io).context("cannot read /etc/hearth/hearthd.toml");
+        assert_eq!(
+            report(&e),
+            "cannot read /etc/hearth/hearthd.toml: disk on fire"
+        );
     }
 }
