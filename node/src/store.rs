@@ -769,21 +769,10 @@ mod tests {
         }
     }
 
-    /// Opens the sled database under `dir` as it is, without [`Store::open`]'s checks. A
-    /// store dropped just before may still hold the file lock for a moment while sled's
-    /// background I/O threads let go of it, so a failed open is retried for up to 5 s.
+    /// Opens the sled database under `dir` as it is, without [`Store::open`]'s checks (but
+    /// with its wait for a just-dropped store's lock).
     fn raw(dir: &Path) -> sled::Db {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match sled::Config::new().path(dir.join(STORE_DIR)).open() {
-                Ok(db) => return db,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    eprintln!("sled not released yet ({e}), retrying");
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("cannot open the raw store: {e}"),
-            }
-        }
+        Store::open_db(&dir.join(STORE_DIR)).unwrap()
     }
 
     #[test]

@@ -133,15 +133,12 @@ impl MeshActor {
                 self.forward_swim(node, to, request);
                 return;
             }
-            SwimPacket::Forwarded { origin, .. } => {
-                if !self.membership.is_member(&origin) || !request.verify_forwarded(&self.mesh) {
-                    return self.refuse_swim(&peer, "forwarded packet not signed by a member");
-                }
-                let SwimPacket::Forwarded { bytes, .. } = request else {
-                    return;
-                };
-                (origin, bytes)
+            SwimPacket::Forwarded { origin, .. }
+                if !self.membership.is_member(&origin) || !request.verify_forwarded(&self.mesh) =>
+            {
+                return self.refuse_swim(&peer, "forwarded packet not signed by a member");
             }
+            SwimPacket::Forwarded { origin, bytes, .. } => (origin, bytes),
         };
         match self.swim.receive(origin, &bytes, Instant::now()) {
             Ok(output) => self.apply_swim(output),

@@ -25,15 +25,12 @@ fn a_push_frame_encodes_to_its_golden_bytes_and_back() {
 
 #[test]
 fn a_failure_detector_frame_encodes_to_its_golden_bytes_and_back() {
-    let direct = SwimPacket::V1 {
-        bytes: vec![1, 2, 3],
-    };
     // `V1` (variant 0), three bytes.
-    let golden = "0003010203";
-    assert_eq!(hex::encode(direct.encode()), golden);
-    assert_eq!(
-        SwimPacket::decode(&hex::decode(golden).unwrap()).unwrap(),
-        direct
+    swim_round_trips(
+        &SwimPacket::V1 {
+            bytes: vec![1, 2, 3],
+        },
+        "0003010203",
     );
     let key = crate::id::NodeKey::from_secret([7; 32]);
     let mesh = crate::id::MeshId::from_bytes([9; 32]);
@@ -43,27 +40,30 @@ fn a_failure_detector_frame_encodes_to_its_golden_bytes_and_back() {
     // `Forwarded` (variant 1), then the addressee's 32 bytes.
     assert_eq!(hex::encode(&bytes[..1]), "01");
     assert_eq!(SwimPacket::decode(&bytes).unwrap(), forwarded);
-    let relay = SwimPacket::Relay {
-        to: crate::id::NodeId::from_proven_bytes([8; 32]),
-        bytes: vec![4, 5],
-    };
     // `Relay` (variant 2), the addressee's 32 bytes, two bytes.
-    let golden = format!("02{}020405", "08".repeat(32));
-    assert_eq!(hex::encode(relay.encode()), golden);
-    assert_eq!(
-        SwimPacket::decode(&hex::decode(&golden).unwrap()).unwrap(),
-        relay
+    swim_round_trips(
+        &SwimPacket::Relay {
+            to: crate::id::NodeId::from_proven_bytes([8; 32]),
+            bytes: vec![4, 5],
+        },
+        &format!("02{}020405", "08".repeat(32)),
     );
-    let relayed = SwimPacket::Relayed {
-        origin: crate::id::NodeId::from_proven_bytes([6; 32]),
-        bytes: vec![4, 5],
-    };
     // `Relayed` (variant 3), the origin's 32 bytes, two bytes.
-    let golden = format!("03{}020405", "06".repeat(32));
-    assert_eq!(hex::encode(relayed.encode()), golden);
-    assert_eq!(
-        SwimPacket::decode(&hex::decode(&golden).unwrap()).unwrap(),
-        relayed
+    swim_round_trips(
+        &SwimPacket::Relayed {
+            origin: crate::id::NodeId::from_proven_bytes([6; 32]),
+            bytes: vec![4, 5],
+        },
+        &format!("03{}020405", "06".repeat(32)),
     );
     assert!(SwimPacket::decode(&[0x07, 0x00]).is_err());
+}
+
+/// `packet` encodes to `golden` (hex) and decodes back from it.
+fn swim_round_trips(packet: &SwimPacket, golden: &str) {
+    assert_eq!(hex::encode(packet.encode()), golden);
+    assert_eq!(
+        &SwimPacket::decode(&hex::decode(golden).unwrap()).unwrap(),
+        packet
+    );
 }

@@ -1,6 +1,7 @@
 //! A simulated network of replicas: messages delayed at random (so reordered), lost at a
-//! given rate, cut by partitions; nodes that stop and restart from their store. Deterministic for a seed: time is simulated and every
-//! random choice comes from one seeded generator.
+//! given rate, cut by partitions; nodes that stop and restart from their store.
+//! Deterministic for a seed: time is simulated and every random choice comes from one seeded
+//! generator.
 
 use crate::record::{Genesis, Member};
 use crate::replication::{Action, Event, MemoryStore, RecordMap, Replica, ReplicaConfig};
