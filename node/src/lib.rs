@@ -16,6 +16,7 @@ pub mod dns;
 pub mod identity;
 pub mod ingress;
 pub mod join;
+pub mod memory;
 pub mod mesh;
 pub mod node;
 pub mod services;

@@ -76,8 +76,20 @@ fn load_config(cli: &Cli) -> Result<Config> {
 const DEFAULT_LOG: &str =
     "info,libp2p=warn,libp2p_autonat=error,quinn_udp=error,hickory_server=warn";
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before any thread starts: the allocator's arenas are per thread.
+    hearth_node::memory::tune_allocator();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(serve());
+}
+
+async fn serve() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")

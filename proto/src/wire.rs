@@ -84,10 +84,11 @@ pub enum SwimPacket {
         signature: Vec<u8>,
     },
     /// A packet for a member the sender keeps no connection to, handed to a member connected
-    /// to both (a hub), which passes it on as [`SwimPacket::Relayed`]. Replaces `Forwarded`
-    /// as what a node sends: the signature made every relayed packet 96 bytes longer (a
-    /// third of a hub's idle traffic) and protected little, since a member can already make
-    /// any liveness claim about any other in the detector's own gossip. See docs/edges.md.
+    /// to both (a hub), which passes it on as [`SwimPacket::Relayed`]. Replaced `Forwarded`
+    /// as what a node sends (2026-12-07): the signature made every relayed packet 96 bytes
+    /// longer (a third of a hub's idle traffic) and protected little, since a member can
+    /// already make any liveness claim about any other in the detector's own gossip. See
+    /// docs/edges.md. Replaced in turn by [`SwimPacket::Pass`]; still taken.
     Relay {
         /// The member the packet is for.
         to: NodeId,
@@ -100,6 +101,23 @@ pub enum SwimPacket {
     Relayed {
         /// The member that handed it to the relaying member.
         origin: NodeId,
+        /// foca's packet.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// [`SwimPacket::Relay`] without the addressee: the member passing it on reads it from
+    /// foca's own header (which also names the sender, which it checks against the connection
+    /// the packet came on). Replaces `Relay` as what a node sends: the addressee and the
+    /// origin repeated foca's header, 32 bytes on each of a relayed packet's hops, and
+    /// relayed failure-detector packets are most of an idle mesh's traffic.
+    Pass {
+        /// foca's packet.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A [`SwimPacket::Pass`] passed on: the member it came from (the authenticated
+    /// connection) vouches that the sender in foca's header wrote it.
+    Passed {
         /// foca's packet.
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,

@@ -102,7 +102,33 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
         .iter()
         .map(ProcNode::counters)
         .collect::<Result<_>>()?;
+    // Where the CPU goes, thread by thread, on the first node (a public one) and the last.
+    let watched = [mesh.nodes.first(), mesh.nodes.last()];
+    let threads_before: Vec<_> = watched
+        .iter()
+        .flatten()
+        .map(|n| n.thread_ticks().unwrap_or_default())
+        .collect();
     tokio::time::sleep(IDLE_WINDOW).await;
+    for (node, before) in watched.iter().flatten().zip(&threads_before) {
+        let after = node.thread_ticks().unwrap_or_default();
+        let used: Vec<String> = after
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name,
+                    t.saturating_sub(before.get(name).copied().unwrap_or(0)),
+                )
+            })
+            .filter(|(_, t)| *t > 0)
+            .map(|(name, t)| format!("{name} {t}"))
+            .collect();
+        println!(
+            "  {} threads, ticks in the idle window: {}",
+            node.name,
+            used.join(", ")
+        );
+    }
     let after: Vec<ProcCounters> = mesh
         .nodes
         .iter()
@@ -122,6 +148,21 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
     let mut connections = Vec::new();
     for node in &mesh.nodes {
         connections.push(node.status().await?.peers_connected.len());
+    }
+    for (((node, (b, a)), traffic), links) in mesh
+        .nodes
+        .iter()
+        .zip(before.iter().zip(&after))
+        .zip(&traffic)
+        .zip(&connections)
+    {
+        let cpu = a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / ticks / secs * 100.0;
+        println!(
+            "  {}: {traffic:.0} B/s, {cpu:.2} % CPU, RSS {:.1} MB ({:.1} MB anonymous), {links} connections",
+            node.name,
+            a.rss_bytes as f64 / 1e6,
+            a.rss_anon_bytes as f64 / 1e6,
+        );
     }
     let conn_mean = connections.iter().sum::<usize>() as f64 / connections.len().max(1) as f64;
     let result = SizeResult {

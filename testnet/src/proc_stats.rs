@@ -14,6 +14,8 @@ pub struct ProcCounters {
     pub net_bytes: u64,
     /// Resident memory, bytes.
     pub rss_bytes: u64,
+    /// The anonymous part of it (heap, stacks), bytes; the rest is mostly the binary's code.
+    pub rss_anon_bytes: u64,
 }
 
 impl ProcNode {
@@ -44,7 +46,9 @@ impl ProcNode {
                 .unwrap_or(0)
         };
         let disk_bytes = value_of(&read("io")?, "write_bytes:");
-        let rss_bytes = value_of(&read("status")?, "VmRSS:") * 1024;
+        let status = read("status")?;
+        let rss_bytes = value_of(&status, "VmRSS:") * 1024;
+        let rss_anon_bytes = value_of(&status, "RssAnon:") * 1024;
         let mut net_bytes = 0;
         for line in read("net/dev")?.lines().skip(2) {
             let Some((iface, rest)) = line.split_once(':') else {
@@ -64,6 +68,32 @@ impl ProcNode {
             disk_bytes,
             net_bytes,
             rss_bytes,
+            rss_anon_bytes,
         })
+    }
+}
+
+impl ProcNode {
+    /// CPU time so far of each of its threads, summed by thread name (tokio's workers share
+    /// one), in clock ticks: where an idle node's CPU goes.
+    pub fn thread_ticks(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let pid = self.pid().context("not running")?;
+        let mut by_name = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+                continue; // the thread ended meanwhile
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_string();
+            let fields: Vec<u64> = stat[close + 1..]
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
+            let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+            *by_name.entry(name).or_insert(0) += ticks;
+        }
+        Ok(by_name)
     }
 }

@@ -4,7 +4,7 @@
 use super::actor::MeshActor;
 use super::frame_streams::{Inbound, NotSent};
 use super::peer_id::{node_id, peer_id};
-use super::swim::SwimOutput;
+use super::swim::{Swim, SwimOutput};
 use crate::clock::now_ms;
 use hearth_proto::wire::{SwimPacket, SwimReceipt};
 use hearth_proto::NodeId;
@@ -116,8 +116,31 @@ impl MeshActor {
         };
         let (origin, bytes) = match request {
             SwimPacket::V1 { bytes } => (node, bytes),
+            SwimPacket::Pass { bytes } => match pass_to(self.me, node, &bytes) {
+                Ok(None) => (node, bytes),
+                Ok(Some(to)) => {
+                    self.relay_swim(to, SwimPacket::Passed { bytes });
+                    return;
+                }
+                Err(why) => return self.refuse_swim(&peer, &why),
+            },
+            SwimPacket::Passed { bytes } => {
+                // The passing member vouches for the sender foca's header names.
+                match Swim::sender_and_addressee(&bytes) {
+                    Ok((sender, _)) if self.membership.is_member(&sender) && sender != self.me => {
+                        (sender, bytes)
+                    }
+                    Ok(_) => return self.refuse_swim(&peer, "passed packet from a non-member"),
+                    Err(e) => return self.refuse_swim(&peer, &e.to_string()),
+                }
+            }
+            // What nodes of 2026-12-07 sent; still passed on and taken.
             SwimPacket::Relay { to, bytes } => {
-                self.relay_swim(node, to, bytes);
+                let relayed = SwimPacket::Relayed {
+                    origin: node,
+                    bytes,
+                };
+                self.relay_swim(to, relayed);
                 return;
             }
             SwimPacket::Relayed { origin, bytes } => {
@@ -151,19 +174,13 @@ impl MeshActor {
         *self.rejected.entry("swim").or_default() += 1;
     }
 
-    /// Passes a packet `from` wrote on to `to`, vouching for its origin, when this node has a
-    /// connection to `to` (one hop: a relayed packet is never relayed again).
-    fn relay_swim(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+    /// Passes a packet on to `to`, vouching for its origin, when this node has a connection
+    /// to `to` (one hop: what is passed on is never passed on again).
+    fn relay_swim(&mut self, to: NodeId, packet: SwimPacket) {
         if to == self.me || !self.membership.is_member(&to) || !self.connected_to(&to) {
             return;
         }
-        self.send_swim(
-            to,
-            SwimPacket::Relayed {
-                origin: from,
-                bytes,
-            },
-        );
+        self.send_swim(to, packet);
     }
 
     /// Passes an older node's signed packet from `from` on to `to`, when `from` wrote it (one
@@ -224,8 +241,7 @@ impl MeshActor {
                 };
                 self.send_swim(node, packet);
             } else if let Some(via) = self.forwarder_for(&node) {
-                let packet = SwimPacket::Relay {
-                    to: node,
+                let packet = SwimPacket::Pass {
                     bytes: bytes.to_vec(),
                 };
                 self.send_swim(via, packet);
@@ -242,5 +258,60 @@ impl MeshActor {
             self.refresh_election();
             self.publish_view();
         }
+    }
+}
+
+/// Where a packet `from` handed this node (`me`) to pass on goes: `None` for this node's own
+/// detector, else the addressee foca's header names. Refused when the header names another
+/// sender than the connection it came on: the member passing it on vouches for the sender.
+fn pass_to(me: NodeId, from: NodeId, bytes: &[u8]) -> Result<Option<NodeId>, String> {
+    let (sender, to) = Swim::sender_and_addressee(bytes).map_err(|e| e.to_string())?;
+    if sender != from {
+        return Err(format!(
+            "packet to pass on from {} names {} as its sender",
+            from.short(),
+            sender.short()
+        ));
+    }
+    Ok((to != me).then_some(to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::swim::{SwimId, SwimTiming};
+    use hearth_proto::NodeKey;
+
+    /// A real foca packet from `from` to `to` (an announce).
+    fn packet(from: NodeId, to: NodeId) -> Vec<u8> {
+        let me = SwimId {
+            node: from,
+            started_ms: 1,
+            bump: 0,
+        };
+        let timing = SwimTiming {
+            probe_period: Duration::from_secs(1),
+            lease: Duration::from_secs(4),
+        };
+        let mut swim = Swim::new(me, timing, 7);
+        let output = swim.announce(to, 1, Instant::now());
+        let (addressee, bytes) = output.send.into_iter().next().expect("an announce");
+        assert_eq!(addressee, to);
+        bytes.to_vec()
+    }
+
+    #[test]
+    fn a_packet_to_pass_on_goes_to_the_addressee_its_header_names() {
+        let [me, a, b] = [(); 3].map(|_| NodeKey::generate().id());
+        assert_eq!(pass_to(me, a, &packet(a, b)), Ok(Some(b)));
+        assert_eq!(pass_to(me, a, &packet(a, me)), Ok(None));
+    }
+
+    #[test]
+    fn a_packet_naming_another_sender_than_its_connection_is_not_passed_on() {
+        let [me, a, b] = [(); 3].map(|_| NodeKey::generate().id());
+        let refused = pass_to(me, a, &packet(b, me));
+        assert!(refused.is_err_and(|why| why.contains("names")));
+        assert!(pass_to(me, a, &[0xff, 0x00, 0x13]).is_err());
     }
 }

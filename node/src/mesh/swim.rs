@@ -221,6 +221,14 @@ impl Swim {
         self.drain(now)
     }
 
+    /// The sender and the addressee foca's header names, for a member passing a packet on:
+    /// it reads the header only, the rest is for the addressee.
+    pub fn sender_and_addressee(bytes: &[u8]) -> Result<(NodeId, NodeId), SwimError> {
+        let header = foca::Codec::<SwimId>::decode_header(&mut PostcardCodec, bytes)
+            .map_err(|e| SwimError::Refused(foca::Error::Decode(Box::new(e))))?;
+        Ok((header.src.node, header.dst.node))
+    }
+
     /// Takes a packet that arrived on the authenticated connection of `from`.
     pub fn receive(
         &mut self,
@@ -228,12 +236,11 @@ impl Swim {
         bytes: &[u8],
         now: Instant,
     ) -> Result<SwimOutput, SwimError> {
-        let header = foca::Codec::<SwimId>::decode_header(&mut PostcardCodec, bytes)
-            .map_err(|e| SwimError::Refused(foca::Error::Decode(Box::new(e))))?;
-        if header.src.node != from {
+        let (sender, _) = Self::sender_and_addressee(bytes)?;
+        if sender != from {
             return Err(SwimError::Spoofed {
                 connection: from.short(),
-                claimed: header.src.node.short(),
+                claimed: sender.short(),
             });
         }
         let result = self.foca.handle_data(bytes, &mut self.runtime);

@@ -56,6 +56,9 @@ fn a_failure_detector_frame_encodes_to_its_golden_bytes_and_back() {
         },
         &format!("03{}020405", "06".repeat(32)),
     );
+    // `Pass` (variant 4) and `Passed` (variant 5): two bytes each, nothing else.
+    swim_round_trips(&SwimPacket::Pass { bytes: vec![4, 5] }, "04020405");
+    swim_round_trips(&SwimPacket::Passed { bytes: vec![4, 5] }, "05020405");
     assert!(SwimPacket::decode(&[0x07, 0x00]).is_err());
 }
 
