@@ -28,7 +28,7 @@ pub enum Reach {
         /// The confirmed direct QUIC addresses on internet IPs.
         addrs: Vec<String>,
     },
-    /// No address could be confirmed, with the latest reason.
+    /// No address could be confirmed, with the first reason seen (see `ReachTracker::failed`).
     Private {
         /// Why, for people reading `hearthctl edges`.
         reason: String,
@@ -98,9 +98,14 @@ impl ReachTracker {
             // is a stale answer, not a change.
             return;
         }
-        let mut reason = error.to_string();
-        reason.truncate(MAX_REASON_LEN);
-        self.failed.insert(addr.to_string(), reason);
+        // The first reason stands: the address is asked about again and again while it stays
+        // unreachable, and a new wording of the same verdict ("busy", then "timed out") would
+        // otherwise announce a new NodeInfo to every member each time.
+        self.failed.entry(addr.to_string()).or_insert_with(|| {
+            let mut reason = error.to_string();
+            reason.truncate(MAX_REASON_LEN);
+            reason
+        });
     }
 
     /// The address is no longer this node's (its listener or mapping went away).
@@ -198,6 +203,11 @@ mod tests {
             reason,
             "not reachable at /ip4/198.18.0.101/udp/40000/quic-v1: dial error"
         );
+
+        // Asked again, the same address fails in other words: nothing new to announce.
+        let before = tracker.reach();
+        tracker.failed("/ip4/198.18.0.101/udp/40000/quic-v1", "handshake timed out");
+        assert_eq!(tracker.reach(), before);
 
         let mut relayed = ReachTracker::default();
         relayed.failed("/p2p/12D3KooWA", "server failed to establish a connection");

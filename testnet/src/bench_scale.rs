@@ -109,6 +109,10 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
         .flatten()
         .map(|n| n.thread_ticks().unwrap_or_default())
         .collect();
+    println!(
+        "{nodes} nodes: idle window from {} ms (Unix)",
+        crate::clock_ms()
+    );
     tokio::time::sleep(IDLE_WINDOW).await;
     for (node, before) in watched.iter().flatten().zip(&threads_before) {
         let after = node.thread_ticks().unwrap_or_default();

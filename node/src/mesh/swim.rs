@@ -139,6 +139,9 @@ pub struct Swim {
     timer_seq: u64,
     alive: BTreeSet<NodeId>,
     down: BTreeSet<NodeId>,
+    /// Members held suspect now: a suspicion of a live member (refuted later) sets off a
+    /// round of gossip through the whole mesh, so each one is logged.
+    suspect: BTreeSet<NodeId>,
     /// When news is gossiped next; `None` when there is none.
     gossip_due: Option<Instant>,
 }
@@ -183,6 +186,7 @@ impl Swim {
             timer_seq: 0,
             alive: BTreeSet::new(),
             down: BTreeSet::new(),
+            suspect: BTreeSet::new(),
             gossip_due: None,
         }
     }
@@ -326,6 +330,18 @@ impl Swim {
         }
         // Sends and timers queued by the rejoin above.
         self.take_queued(now, &mut output);
+        let suspect: BTreeSet<NodeId> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() == foca::State::Suspect)
+            .map(|m| m.id().node)
+            .collect();
+        if suspect != self.suspect {
+            for node in suspect.difference(&self.suspect) {
+                tracing::info!(peer = %node.short(), "failure detector: member suspected");
+            }
+            self.suspect = suspect;
+        }
         let alive: BTreeSet<NodeId> = self.foca.iter_members().map(|m| m.id().node).collect();
         let down: BTreeSet<NodeId> = self
             .foca
