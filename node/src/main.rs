@@ -78,7 +78,7 @@ const DEFAULT_LOG: &str =
 
 fn main() {
     // Before any thread starts: the allocator's arenas are per thread.
-    hearth_node::memory::tune_allocator();
+    let refused = hearth_node::memory::tune_allocator();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -86,10 +86,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    runtime.block_on(serve());
+    runtime.block_on(serve(refused));
 }
 
-async fn serve() {
+async fn serve(allocator_refused: Vec<&'static str>) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
@@ -97,6 +97,9 @@ async fn serve() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !allocator_refused.is_empty() {
+        tracing::debug!(settings = ?allocator_refused, "the C library refused allocator settings");
+    }
     if let Err(e) = run(Cli::parse()).await {
         eprintln!("error: {}", report(&e));
         std::process::exit(1);

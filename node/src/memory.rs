@@ -17,23 +17,24 @@ const MMAP_THRESHOLD: i32 = 64 * 1024;
 /// Free memory at the top of an arena beyond this is returned to the system.
 const TRIM_THRESHOLD: i32 = 128 * 1024;
 
-/// Applies the settings above; call first thing in `main`, before threads start. A no-op
-/// where the C library is not glibc.
-pub fn tune_allocator() {
+/// Applies the settings above; call first thing in `main`, before threads start (and so before
+/// logging is set up). Returns the names of the settings the C library refused, for `main` to
+/// log. A no-op where the C library is not glibc.
+pub fn tune_allocator() -> Vec<&'static str> {
+    let mut refused = Vec::new();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        for (param, value) in [
-            (libc::M_ARENA_MAX, ARENA_MAX),
-            (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-            (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-        ] {
-            // SAFETY: mallopt only reads its two integer arguments and changes malloc's own
-            // parameters; it is safe to call at any time, from any thread.
-            #[allow(unsafe_code)]
-            let applied = unsafe { libc::mallopt(param, value) };
-            if applied != 1 {
-                tracing::debug!(param, value, "mallopt refused a setting");
-            }
+    for (name, param, value) in [
+        ("M_ARENA_MAX", libc::M_ARENA_MAX, ARENA_MAX),
+        ("M_MMAP_THRESHOLD", libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        ("M_TRIM_THRESHOLD", libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    ] {
+        // SAFETY: mallopt only reads its two integer arguments and changes malloc's own
+        // parameters; it is safe to call at any time, from any thread.
+        #[allow(unsafe_code)]
+        let applied = unsafe { libc::mallopt(param, value) };
+        if applied != 1 {
+            refused.push(name);
         }
     }
+    refused
 }

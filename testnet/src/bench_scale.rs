@@ -153,14 +153,14 @@ async fn measure(nodes: usize, bins: &Binaries) -> Result<SizeResult> {
     for node in &mesh.nodes {
         connections.push(node.status().await?.peers_connected.len());
     }
-    for (((node, (b, a)), traffic), links) in mesh
+    for ((((node, a), traffic), cpu), links) in mesh
         .nodes
         .iter()
-        .zip(before.iter().zip(&after))
+        .zip(&after)
         .zip(&traffic)
+        .zip(&cpu)
         .zip(&connections)
     {
-        let cpu = a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / ticks / secs * 100.0;
         println!(
             "  {}: {traffic:.0} B/s, {cpu:.2} % CPU, RSS {:.1} MB ({:.1} MB anonymous), {links} connections",
             node.name,

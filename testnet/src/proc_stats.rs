@@ -26,18 +26,7 @@ impl ProcNode {
             std::fs::read_to_string(format!("/proc/{pid}/{file}"))
                 .with_context(|| format!("reading /proc/{pid}/{file}"))
         };
-        let stat = read("stat")?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
-        let cpu_ticks = field(11) + field(12);
+        let (_, cpu_ticks) = name_and_cpu_ticks(&read("stat")?);
         let value_of = |text: &str, key: &str| -> u64 {
             text.lines()
                 .find_map(|l| l.strip_prefix(key))
@@ -71,9 +60,7 @@ impl ProcNode {
             rss_anon_bytes,
         })
     }
-}
 
-impl ProcNode {
     /// CPU time so far of each of its threads, summed by thread name (tokio's workers share
     /// one), in clock ticks: where an idle node's CPU goes.
     pub fn thread_ticks(&self) -> Result<std::collections::BTreeMap<String, u64>> {
@@ -83,17 +70,26 @@ impl ProcNode {
             let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
                 continue; // the thread ended meanwhile
             };
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let name = stat[open + 1..close].to_string();
-            let fields: Vec<u64> = stat[close + 1..]
-                .split_whitespace()
-                .map(|v| v.parse().unwrap_or(0))
-                .collect();
-            let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-            *by_name.entry(name).or_insert(0) += ticks;
+            let (name, ticks) = name_and_cpu_ticks(&stat);
+            *by_name.entry(name.to_string()).or_insert(0) += ticks;
         }
         Ok(by_name)
     }
+}
+
+/// The command name and the CPU time (user plus system, clock ticks) of a process's or a
+/// thread's `stat` line.
+fn name_and_cpu_ticks(stat: &str) -> (&str, u64) {
+    // The name is in parentheses and may hold spaces and parentheses itself.
+    let (head, after) = stat.rsplit_once(')').unwrap_or((stat, ""));
+    let name = head.split_once('(').map_or("", |(_, name)| name);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
+    (name, field(11) + field(12))
 }

@@ -330,26 +330,31 @@ impl Swim {
         }
         // Sends and timers queued by the rejoin above.
         self.take_queued(now, &mut output);
-        let suspect: BTreeSet<NodeId> = self
-            .foca
-            .iter_membership_state()
-            .filter(|m| m.state() == foca::State::Suspect)
-            .map(|m| m.id().node)
-            .collect();
+        // One pass over the members: this runs after every packet.
+        let (mut alive, mut suspect, mut down) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for member in self.foca.iter_membership_state() {
+            let node = member.id().node;
+            match member.state() {
+                foca::State::Alive => {
+                    alive.insert(node);
+                }
+                foca::State::Suspect => {
+                    alive.insert(node);
+                    suspect.insert(node);
+                }
+                foca::State::Down => {
+                    down.insert(node);
+                }
+            }
+        }
+        down.retain(|node| !alive.contains(node));
         if suspect != self.suspect {
             for node in suspect.difference(&self.suspect) {
                 tracing::info!(peer = %node.short(), "failure detector: member suspected");
             }
             self.suspect = suspect;
         }
-        let alive: BTreeSet<NodeId> = self.foca.iter_members().map(|m| m.id().node).collect();
-        let down: BTreeSet<NodeId> = self
-            .foca
-            .iter_membership_state()
-            .filter(|m| m.state() == foca::State::Down)
-            .map(|m| m.id().node)
-            .filter(|node| !alive.contains(node))
-            .collect();
         if alive != self.alive || down != self.down {
             for node in down.difference(&self.down) {
                 tracing::info!(peer = %node.short(), "failure detector: member declared down");
